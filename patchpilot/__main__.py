@@ -1,0 +1,3 @@
+from patchpilot.cli import app
+
+app(prog_name="patchpilot")

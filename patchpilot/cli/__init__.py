@@ -1,0 +1,35 @@
+"""The ``patchpilot`` command line. Each command group lives in its own module and imports
+heavy libraries (torch, pycromanager) only when its command runs, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import typer
+
+from patchpilot import __version__
+from patchpilot.cli._config import config_app
+
+app = typer.Typer(
+    name="patchpilot",
+    help="Image-guided, closed-loop control of several patch pipettes on a two-photon rig.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"patchpilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """patchpilot: automated multi-pipette approach with manual override."""
+
+
+app.add_typer(config_app, name="config")

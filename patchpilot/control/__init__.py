@@ -1,0 +1,1 @@
+"""patchpilot.control."""
