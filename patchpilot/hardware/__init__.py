@@ -1,4 +1,8 @@
-"""Manipulator drivers behind one interface (``Manipulator``)."""
+"""Manipulator drivers behind one interface (``Manipulator``).
+
+Build them with ``create_manipulator`` / ``create_manipulators`` (``factory.py``); backends:
+``simulated.py`` (the dry-run's hardware), ``sensapex.py``, ``scientifica/``.
+"""
 
 from patchpilot.hardware._protocol import (
     CommunicationError,
@@ -12,6 +16,8 @@ from patchpilot.hardware._protocol import (
     SpeedError,
     stop_all,
 )
+from patchpilot.hardware.factory import create_manipulator, create_manipulators
+from patchpilot.hardware.simulated import SimFault, SimulatedManipulator
 
 __all__ = [
     "CommunicationError",
@@ -22,6 +28,10 @@ __all__ = [
     "MoveHandle",
     "MoveRefused",
     "MoveStatus",
+    "SimFault",
+    "SimulatedManipulator",
     "SpeedError",
+    "create_manipulator",
+    "create_manipulators",
     "stop_all",
 ]
