@@ -273,6 +273,11 @@ class PycroManagerSession:
                 waiter.join(timeout)
             raise AcquisitionError(f"acquisition did not finish within {timeout:g} s")
         self._forget(acquisition)
+        # await_completion only re-raises a processor's error if it polls before the
+        # events finish; look at the stored one too so it is never lost.
+        stored = getattr(acquisition, "_exception", None)
+        if not errors and isinstance(stored, BaseException):
+            errors.append(stored)
         if errors:
             raise AcquisitionError(f"acquisition ended with an error: {errors[0]}") from errors[0]
 
