@@ -44,7 +44,7 @@ class TipLocaliser(Protocol):
     def localise(self, image: NDArray[Any], pixel_size_um: float) -> Sequence[TipDetection]: ...
 
 
-FrameSubscriber = Callable[[Frame, Sequence[TipDetection]], None]
+FrameSubscriber = Callable[[Frame, Sequence[TipDetection]], object]
 """Called on the worker thread with each localised frame; must return quickly."""
 
 NextEventFn = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]

@@ -23,7 +23,7 @@ SHAPE_PX = (64, 96)
 
 
 class SpotSource:
-    """A bright 3x3 spot (peak at its centre) on Poisson noise; where it is comes from ``position_px``."""
+    """A bright 3x3 spot (peak at its centre) on Poisson noise, placed by ``position_px``."""
 
     def __init__(
         self,

@@ -27,9 +27,7 @@ from .conftest import BrightestSpotLocaliser, SpotSource
 
 
 def make_hook(scope: SimulatedMicroscope, delay_s: float = 0.0) -> FrameHook:
-    return FrameHook(
-        BrightestSpotLocaliser(delay_s), positions=CorePositionReader(scope.core)
-    )
+    return FrameHook(BrightestSpotLocaliser(delay_s), positions=CorePositionReader(scope.core))
 
 
 def test_hook_sees_every_frame_and_pycromanager_keeps_them(
@@ -70,7 +68,7 @@ def test_closed_loop_events_follow_the_results(microscope_config: Any) -> None:
     # The spot sits where the focus puts it: x = 10 + focus. A "controller" subscribed to
     # the results moves the focus until the spot is at x = 60; the focus of later frames
     # can only come from what was localised.
-    source = SpotSource(lambda r: (int(round(10 + r.focus_um)), 30))
+    source = SpotSource(lambda r: (round(10 + r.focus_um), 30))
     with (
         SimulatedMicroscope(microscope_config, source, real_time=False) as scope,
         PycroManagerSession(scope.core) as opened,
@@ -214,9 +212,7 @@ def test_focus_must_be_finite(session: PycroManagerSession, microscope: Any) -> 
         LiveAcquisition(session, make_hook(microscope), max_frames=0)
 
 
-def test_render_request_carries_the_stage_and_focus(
-    microscope_config: Any, tmp_path: Path
-) -> None:
+def test_render_request_carries_the_stage_and_focus(microscope_config: Any, tmp_path: Path) -> None:
     requests: list[RenderRequest] = []
 
     def record(request: RenderRequest) -> tuple[int, int]:
