@@ -1,0 +1,106 @@
+"""ONNX export of a trained localiser, and finding the export that belongs to a checkpoint.
+
+The exported graph takes a (B, 1, S, S) float32 batch named ``image`` and returns ``tips_px``
+(B, K, 2) and ``presence_logit`` (B, K), i.e. the same slots as the eager network including
+peak decoding. The ONNX file records the SHA-256 of the checkpoint it came from, so a stale
+export is never used for a retrained checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from patchpilot.localisation.checkpoint import load_model
+from patchpilot.localisation.output import LocaliserModel
+
+__all__ = ["export_onnx", "file_sha256", "matching_onnx"]
+
+OPSET = 17
+
+
+class _Slots(nn.Module):
+    """The network as a plain tensor-to-tuple function (what the exporter needs)."""
+
+    def __init__(self, model: LocaliserModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(image)
+        return out.tips_px, out.presence_logit
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
+    """Export a checkpoint's network to ONNX (default: next to it, ``<name>.onnx``).
+
+    Raises
+    ------
+    LocaliserError
+        If the checkpoint cannot be loaded (see :func:`load_model`).
+    """
+    import onnx
+
+    checkpoint = Path(checkpoint)
+    model, _ = load_model(checkpoint)
+    out = checkpoint.with_suffix(".onnx") if out is None else Path(out)
+    side = model.preset.input_size_px
+    example = torch.zeros(1, 1, side, side)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Slots(model).eval(),
+            (example,),
+            buffer,  # type: ignore[arg-type]  # file-like objects are accepted
+            input_names=["image"],
+            output_names=["tips_px", "presence_logit"],
+            dynamic_axes={
+                "image": {0: "batch"},
+                "tips_px": {0: "batch"},
+                "presence_logit": {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    for key, value in (
+        ("checkpoint_sha256", file_sha256(checkpoint)),
+        ("preset", model.preset.name),
+        ("pixel_size_um", repr(model.preset.pixel_size_um)),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out))
+    return out
+
+
+def matching_onnx(checkpoint: str | Path) -> Path | None:
+    """The ``<name>.onnx`` next to ``checkpoint`` if it was exported from this exact file."""
+    import onnx
+
+    checkpoint = Path(checkpoint)
+    candidate = checkpoint.with_suffix(".onnx")
+    if not candidate.is_file():
+        return None
+    try:
+        proto = onnx.load(str(candidate), load_external_data=False)
+    except Exception:
+        return None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return candidate if meta.get("checkpoint_sha256") == file_sha256(checkpoint) else None
