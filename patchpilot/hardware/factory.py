@@ -74,8 +74,12 @@ def create_manipulator(
             f"{pipette.name}: a {driver.kind} manipulator is real hardware and runs in real "
             f"time; pass a RealClock (got {type(clock).__name__})"
         )
-    if isinstance(driver, (SensapexDriverConfig, ScientificaDriverConfig)):
-        # The real backends land in the next commits; until then say so clearly.
+    if isinstance(driver, SensapexDriverConfig):
+        from patchpilot.hardware.sensapex import SensapexManipulator
+
+        return SensapexManipulator.from_config(pipette, log=log, clock=clock)
+    if isinstance(driver, ScientificaDriverConfig):
+        # The Scientifica backend lands in the next commit; until then say so clearly.
         raise ManipulatorError(f"{pipette.name}: the {driver.kind} driver is not available yet")
     raise ValueError(f"{pipette.name}: unknown driver kind {driver.kind!r}")
 
