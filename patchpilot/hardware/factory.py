@@ -15,7 +15,7 @@ from patchpilot.config import (
     SensapexDriverConfig,
     SimulatedDriverConfig,
 )
-from patchpilot.hardware._protocol import Manipulator, ManipulatorError
+from patchpilot.hardware._protocol import Manipulator
 
 if TYPE_CHECKING:
     from patchpilot.events import EventLog
@@ -79,8 +79,9 @@ def create_manipulator(
 
         return SensapexManipulator.from_config(pipette, log=log, clock=clock)
     if isinstance(driver, ScientificaDriverConfig):
-        # The Scientifica backend lands in the next commit; until then say so clearly.
-        raise ManipulatorError(f"{pipette.name}: the {driver.kind} driver is not available yet")
+        from patchpilot.hardware.scientifica import ScientificaManipulator
+
+        return ScientificaManipulator.from_config(pipette, log=log, clock=clock)
     raise ValueError(f"{pipette.name}: unknown driver kind {driver.kind!r}")
 
 
