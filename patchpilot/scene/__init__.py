@@ -1,1 +1,75 @@
-"""The two-photon scene renderer (shared by the simulated camera and synthetic training data)."""
+"""The two-photon multi-pipette scene renderer (the simulated camera and synthetic data).
+
+Everything is in the sample frame in µm (``patchpilot.types``); see :func:`render` for how a
+frame is formed and :func:`random_scene` for the training distribution.
+
+>>> import numpy as np
+>>> from patchpilot.scene import random_scene, render
+>>> rng = np.random.default_rng(0)
+>>> image, truth = render(random_scene(rng), rng)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from patchpilot.scene.model import (
+    POLARITY_MIX,
+    Acquisition,
+    Optics,
+    PipettePose,
+    Scene,
+    SceneError,
+    TipTruth,
+    TissueMotion,
+    View,
+)
+from patchpilot.scene.render import (
+    CLEAN_BACKGROUND_PHOTONS,
+    render,
+    render_clean,
+    render_mean,
+    scan_times,
+    tip_truth,
+)
+from patchpilot.scene.sampler import SPLIT_SEEDS, SceneSampler, random_scene, scene_sequence
+from patchpilot.scene.tissue import Nuclei, Tissue, Vessels
+
+if TYPE_CHECKING:
+    from patchpilot.scene.dataset import SyntheticTipDataset, normalise_image
+
+__all__ = [
+    "CLEAN_BACKGROUND_PHOTONS",
+    "POLARITY_MIX",
+    "SPLIT_SEEDS",
+    "Acquisition",
+    "Nuclei",
+    "Optics",
+    "PipettePose",
+    "Scene",
+    "SceneError",
+    "SceneSampler",
+    "SyntheticTipDataset",
+    "TipTruth",
+    "Tissue",
+    "TissueMotion",
+    "Vessels",
+    "View",
+    "normalise_image",
+    "random_scene",
+    "render",
+    "render_clean",
+    "render_mean",
+    "scan_times",
+    "scene_sequence",
+    "tip_truth",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The Dataset needs torch; import it only when asked so the CLI and camera stay light.
+    if name in ("SyntheticTipDataset", "normalise_image"):
+        from patchpilot.scene import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'patchpilot.scene' has no attribute {name!r}")

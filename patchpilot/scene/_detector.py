@@ -1,0 +1,90 @@
+"""Photon counting and the detector chain: Poisson shot noise, PMT excess noise, read noise,
+offset, gain and saturation.
+
+``numpy``'s Poisson sampler costs ~100 ns a pixel, more than the rest of a frame together, so
+counts come from a precomputed inverse-CDF table below 32 photons (exact up to a 2^-14
+quantisation of the uniform draw; the mean is interpolated between table rows by random
+rounding, so it stays exact) and from a skew-corrected normal (Cornish-Fisher) above, where
+it matches the Poisson mean and variance to within 0.2 % and its skewness to first order.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import special
+
+from patchpilot.scene.model import Acquisition
+
+__all__ = ["digitise", "poisson_counts"]
+
+F32 = NDArray[np.float32]
+
+_LAMBDA_STEPS = 16  # table rows per photon of mean
+_TABLE_MAX = 32.0
+_U_BITS = 14
+_table: list[NDArray[np.uint8]] = []
+_table_lock = threading.Lock()
+
+
+def _poisson_table() -> NDArray[np.uint8]:
+    with _table_lock:
+        if not _table:
+            lambdas = np.arange(int(_TABLE_MAX * _LAMBDA_STEPS) + 2) / _LAMBDA_STEPS
+            k = np.arange(128)
+            levels = (np.arange(2**_U_BITS) + 0.5) / 2**_U_BITS
+            rows = []
+            for lam in lambdas:
+                cdf = special.pdtr(k, lam) if lam > 0 else np.ones(k.size)
+                rows.append(np.searchsorted(cdf, levels, side="left").clip(0, 127))
+            _table.append(np.asarray(rows, dtype=np.uint8))
+        return _table[0]
+
+
+def poisson_counts(mean: F32, rng: np.random.Generator) -> F32:
+    """Photon counts with Poisson statistics for each expected count in ``mean``."""
+    lam = np.maximum(mean.astype(np.float32, copy=False), np.float32(0)).ravel()
+    out = np.empty(lam.shape, dtype=np.float32)
+    small = lam < _TABLE_MAX
+    n_small = int(small.sum())
+    if n_small:
+        table = _poisson_table()
+        lam_small = lam[small] if n_small < lam.size else lam
+        # One float64 uniform gives the quantile (top 14 bits) and the rounding draw (rest).
+        u = rng.random(n_small) * 2**_U_BITS
+        level = u.astype(np.int64)
+        frac_u = u - level
+        pos = lam_small.astype(np.float64) * _LAMBDA_STEPS
+        row = pos.astype(np.int64)
+        row += frac_u < (pos - row)
+        counts = table[row, level].astype(np.float32)
+        if n_small < lam.size:
+            out[small] = counts
+        else:
+            out[:] = counts
+    if n_small < lam.size:
+        big = ~small
+        lam_big = lam[big]
+        z = rng.standard_normal(lam_big.size, dtype=np.float32)
+        out[big] = np.rint(lam_big + np.sqrt(lam_big) * z + (z * z - 1) / 6).clip(0, None)
+    return out.reshape(mean.shape)
+
+
+def digitise(
+    photons: F32, acquisition: Acquisition, rng: np.random.Generator
+) -> NDArray[np.uint16]:
+    """Digitiser output (ADU) of detected photon counts: gain with PMT excess noise, read
+    noise, offset, rounding and clipping at the bit depth."""
+    gain = np.float32(acquisition.detector_gain_adu)
+    signal = photons * gain + np.float32(acquisition.offset_adu)
+    excess = acquisition.excess_noise_factor - 1.0
+    if excess > 0 or acquisition.read_noise_adu > 0:
+        # Sum of n gains with variance excess*g^2 each, plus electronics: one normal draw.
+        variance = photons * np.float32(excess) * gain * gain + np.float32(
+            acquisition.read_noise_adu**2
+        )
+        signal += np.sqrt(variance) * rng.standard_normal(photons.shape, dtype=np.float32)
+    out: NDArray[np.uint16] = np.clip(np.rint(signal), 0, acquisition.max_adu).astype(np.uint16)
+    return out

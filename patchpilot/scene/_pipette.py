@@ -1,0 +1,214 @@
+"""How one glass pipette changes the fluorescence at each scanned point.
+
+The pipette is a cone of glass (outer radius ``R_o``, lumen radius ``R_i``) along its axis.
+For a pixel, the vertical line through it crosses an inclined cylinder over a chord of length
+``2 sqrt(R^2 - d^2) / cos(pitch)`` centred at the axis height ``h`` above focus, where ``d`` is
+the pixel's perpendicular distance from the projected axis. Three effects follow:
+
+- exclusion: the glass (and lumen) replaces the dye-filled medium over the part of the axial
+  PSF (Gaussian, sigma_z) that the chord covers -> a sharp dark line where the pipette
+  crosses focus;
+- shadow: glass above focus aberrates part of the excitation cone, whose lateral sigma grows
+  as ``defocus_slope * h``. The covered fraction of a Gaussian beam by a strip of width
+  ``2 R_o`` gives the broad soft wedge that widens and fades with height;
+- emission: dye in the lumen (bright polarity) glows where it is in focus, and fades out of
+  focus over ``axial_fade_um``; a small speck at the tip opening.
+
+All terms are evaluated per pixel at the pixel's own scan time (the pipette moves with its
+velocity), so motion shears the pipette as a raster scan would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from patchpilot.scene._numerics import norm_cdf
+from patchpilot.scene.model import Optics, PipettePose
+
+__all__ = ["PipetteTerms", "pipette_box", "pipette_terms", "plume_terms", "silhouette"]
+
+F32 = NDArray[np.floating[Any]]  # float32 in practice; numpy's stubs widen scalar products
+
+_SHOULDER = 1.5e-4
+"""Extra widening of the outer radius per µm along the shank, per µm (1/µm): ~14 µm more
+radius 300 µm from the tip than the taper alone."""
+
+
+@dataclass
+class PipetteTerms:
+    """Per-pixel factors over a box: fluorescence = shadow * (background * exclusion + emission)."""
+
+    exclusion: F32
+    shadow: F32
+    emission: F32
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    s_h: F32  # projected distance from the tip along the shank (µm, > 0 on the shank)
+    d: F32  # signed perpendicular distance from the projected axis (µm)
+    h: F32  # height of the axis above focus at this projected position (µm)
+    r_out: F32
+    r_in: F32
+
+
+def _geometry(
+    pose: PipettePose, x_um: F32, y_um: F32, tau_s: F32, focus_um: float
+) -> tuple[_Geometry, F32, F32]:
+    pitch = math.radians(pose.pitch_deg)
+    yaw = math.radians(pose.yaw_deg)
+    ux, uy = np.float32(math.cos(yaw)), np.float32(math.sin(yaw))
+    tx, ty, tz = pose.tip_um
+    vx, vy, vz = pose.velocity_um_s
+    dx = x_um - np.float32(tx)
+    dy = y_um - np.float32(ty)
+    if vx or vy:
+        dx = dx - np.float32(vx) * tau_s
+        dy = dy - np.float32(vy) * tau_s
+    s_h = -(dx * ux + dy * uy)
+    d = dy * ux - dx * uy
+    h = np.float32(tz - focus_um) + np.float32(math.tan(pitch)) * s_h
+    if vz:
+        h = h + np.float32(vz) * tau_s
+    along = np.maximum(s_h, np.float32(0)) / np.float32(math.cos(pitch))
+    # A pulled pipette: the taper near the tip, widening faster toward the shoulder.
+    taper = np.float32(math.tan(math.radians(pose.taper_half_angle_deg)))
+    r_out = np.float32(pose.tip_diameter_um / 2) + along * (taper + np.float32(_SHOULDER) * along)
+    r_in = r_out * np.float32(1 - pose.wall_fraction)
+    return _Geometry(s_h, d, h, r_out, r_in), dx, dy
+
+
+def _strip(d: F32, radius: F32, sigma: F32) -> F32:
+    """Fraction of a Gaussian (sigma) centred at offset d that a strip |x| < radius covers."""
+    inv = 1 / sigma
+    out: F32 = norm_cdf((d + radius) * inv) - norm_cdf((d - radius) * inv)
+    return out
+
+
+def _chord(d: F32, radius: F32, h: F32, cos_pitch: float, sigma_z: float) -> F32:
+    """Part of the axial PSF that the vertical chord through the cylinder covers."""
+    half = np.sqrt(np.maximum(radius * radius - d * d, np.float32(0))) / np.float32(cos_pitch)
+    inv = np.float32(1 / sigma_z)
+    out: F32 = norm_cdf((h + half) * inv) - norm_cdf((h - half) * inv)
+    return out
+
+
+def pipette_terms(
+    pose: PipettePose, x_um: F32, y_um: F32, tau_s: F32, focus_um: float, optics: Optics
+) -> PipetteTerms:
+    """Exclusion, shadow and emission of one pipette on a grid of sample points.
+
+    ``x_um`` (1, w) or (h, w), ``y_um`` (h, 1) or (h, w) are sample positions; ``tau_s``
+    (h, w) the scan time of each point relative to the frame's mid-time.
+    """
+    geo, dx, dy = _geometry(pose, x_um, y_um, tau_s, focus_um)
+    sxy = np.float32(optics.psf_sigma_xy_um)
+    slope = np.float32(optics.defocus_slope)
+    sz = optics.psf_sigma_z_um
+    cos_pitch = math.cos(math.radians(pose.pitch_deg))
+
+    beam = np.sqrt(sxy * sxy + (slope * geo.h) ** 2)  # lateral sigma of the beam at the glass
+    end_cap = norm_cdf(geo.s_h / beam)  # the cone ends at the tip
+    in_focus = _chord(geo.d, geo.r_out, geo.h, cos_pitch, sz) * end_cap
+    exclusion = 1 - in_focus
+
+    # Glass entirely above the focal volume shades the excitation cone.
+    half_out = np.sqrt(np.maximum(geo.r_out**2 - geo.d**2, np.float32(0))) / np.float32(cos_pitch)
+    above = norm_cdf((geo.h - half_out) / np.float32(sz) - np.float32(1.5))
+    blocked = np.float32(pose.shadow_strength) * above * _strip(geo.d, geo.r_out, beam) * end_cap
+    shadow = (1 - blocked) ** 2  # two-photon excitation goes with the square of the light
+
+    emission = np.zeros_like(exclusion)
+    mix = pose.lumen_mix
+    if mix > 0 and pose.lumen_brightness > 0:
+        lumen_focus = _chord(geo.d, geo.r_in, geo.h, cos_pitch, sz)
+        near = np.exp(-(geo.h**2) / np.float32(2 * (2 * sz) ** 2))
+        fade = np.exp(-np.abs(geo.h) / np.float32(optics.axial_fade_um)) * (1 - near)
+        lumen = lumen_focus + _strip(geo.d, geo.r_in, beam) * fade
+        emission += np.float32(pose.lumen_brightness * mix) * lumen * end_cap
+    if pose.tip_speck > 0:
+        radius = pose.tip_diameter_um / 2
+        tip_dz = pose.tip_um[2] - focus_um
+        axial = math.exp(-(tip_dz**2) / (2 * (sz**2 + radius**2)))
+        if axial > 1e-3:
+            spread = np.float32(2 * (optics.psf_sigma_xy_um**2 + radius**2 / 2))
+            emission += np.float32(pose.tip_speck * axial) * np.exp(-(dx * dx + dy * dy) / spread)
+    return PipetteTerms(exclusion=exclusion, shadow=shadow, emission=emission)
+
+
+def pipette_box(
+    pose: PipettePose,
+    x_um: NDArray[np.float64],
+    y_um: NDArray[np.float64],
+    focus_um: float,
+    optics: Optics,
+    max_shift_um: float,
+) -> tuple[slice, slice] | None:
+    """Rows and columns of the frame where the pipette's terms differ from 1 (or 0).
+
+    Checks a coarse lattice of the frame (every 8th pixel plus the edges), then pads.
+    """
+    step = 8
+    cols = np.unique(np.r_[np.arange(0, x_um.size, step), x_um.size - 1])
+    rows = np.unique(np.r_[np.arange(0, y_um.size, step), y_um.size - 1])
+    xs = x_um[cols].astype(np.float32)[None, :]
+    ys = y_um[rows].astype(np.float32)[:, None]
+    zero = np.zeros((rows.size, cols.size), dtype=np.float32)
+    geo, dx, dy = _geometry(pose, xs, ys, zero, focus_um)
+    beam = np.sqrt(optics.psf_sigma_xy_um**2 + (optics.defocus_slope * geo.h) ** 2)
+    pixel = float(abs(x_um[1] - x_um[0])) if x_um.size > 1 else 1.0
+    margin = max_shift_um + step * pixel * 1.5 + 2 * pose.tip_diameter_um
+    reach = geo.r_out + 4 * beam + margin
+    hit = (np.abs(geo.d) < reach) & (geo.s_h > -(4 * beam + margin))
+    if pose.tip_speck > 0:
+        hit |= dx * dx + dy * dy < (margin + 3) ** 2
+    if not hit.any():
+        return None
+    r_idx = np.flatnonzero(hit.any(axis=1))
+    c_idx = np.flatnonzero(hit.any(axis=0))
+    r0 = max(0, int(rows[r_idx[0]]) - step)
+    r1 = min(y_um.size, int(rows[r_idx[-1]]) + step + 1)
+    c0 = max(0, int(cols[c_idx[0]]) - step)
+    c1 = min(x_um.size, int(cols[c_idx[-1]]) + step + 1)
+    return slice(r0, r1), slice(c0, c1)
+
+
+def plume_terms(
+    pose: PipettePose, x_um: NDArray[np.float64], y_um: NDArray[np.float64], focus_um: float
+) -> tuple[slice, slice, F32] | None:
+    """Dye ejected at the tip: a 3D Gaussian cloud just ahead of the tip, cut at focus.
+
+    Returns the rows, columns and added fluorescence, or None when it is negligible here.
+    """
+    if pose.plume_strength <= 0:
+        return None
+    sigma = pose.plume_sigma_um
+    centre = np.asarray(pose.tip_um) + pose.axis * (0.5 * sigma)
+    axial = pose.plume_strength * math.exp(-((centre[2] - focus_um) ** 2) / (2 * sigma**2))
+    if axial < 1e-3:
+        return None
+    reach = sigma * math.sqrt(2 * math.log(axial / 1e-3))
+    cols = np.flatnonzero(np.abs(x_um - centre[0]) < reach)
+    rows = np.flatnonzero(np.abs(y_um - centre[1]) < reach)
+    if cols.size == 0 or rows.size == 0:
+        return None
+    gx = np.exp(-((x_um[cols] - centre[0]) ** 2) / (2 * sigma**2)).astype(np.float32)
+    gy = np.exp(-((y_um[rows] - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+    cloud = np.float32(axial) * gy[:, None] * gx[None, :]
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1), cloud
+
+
+def silhouette(pose: PipettePose, x_um: F32, y_um: F32, edge_um: float) -> tuple[F32, F32]:
+    """Sharp projected outline of the whole pipette (outer, lumen) for the clean domain."""
+    zero = np.zeros(np.broadcast_shapes(x_um.shape, y_um.shape), dtype=np.float32)
+    geo, _, _ = _geometry(pose, x_um, y_um, zero, pose.tip_um[2])
+    edge = np.float32(edge_um)
+    cap = norm_cdf(geo.s_h / edge)
+    outer = norm_cdf((geo.r_out - np.abs(geo.d)) / edge) * cap
+    inner = norm_cdf((geo.r_in - np.abs(geo.d)) / edge) * cap
+    return outer, inner
