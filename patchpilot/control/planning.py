@@ -1,0 +1,415 @@
+"""Safe paths for one pipette, as readable lists of waypoints with a reason each.
+
+An approach, acq4 style (sample frame, tip positions):
+
+1. retract along the pipette axis to the safe height (axial first when in the tissue);
+2. move laterally, at the safe height, onto the line along the pipette axis through the target;
+3. descend along that line to the checkpoint just above the surface (the tip is measured and
+   corrected there, outside the tissue);
+4. descend along the line to the approach start (``approach_distance_um`` from the target),
+   slowly once below the surface;
+5. advance slowly along the line to the standoff point (``target_standoff_um`` short of the
+   target).
+
+Below the surface only moves along the pipette axis are planned. A pipette whose tip already
+lies on the target line, short of the standoff point (a resumed approach), continues along the
+line without retracting. Plans are values: ``check_plan`` checks every waypoint against the
+soft limits (through the inverse transform) and the no-go zones before anything moves;
+execution lives in ``pipette.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from patchpilot.config import SafetyConfig
+from patchpilot.control.bodies import body_distance_um, pipette_body, tissue_part, zone_body
+from patchpilot.control.geometry import ManipulatorTransform, PipetteGeometry, as_point
+
+__all__ = [
+    "CHECKPOINT_HEIGHT_UM",
+    "ON_LINE_TOLERANCE_UM",
+    "Phase",
+    "PipettePlan",
+    "PlanError",
+    "Waypoint",
+    "WaypointReason",
+    "check_plan",
+    "plan_approach",
+    "plan_move_to",
+    "plan_retract",
+]
+
+Vector = NDArray[np.float64]
+
+CHECKPOINT_HEIGHT_UM = 15.0
+"""Height above the surface, on the target line, where the tip is measured before it enters."""
+ON_LINE_TOLERANCE_UM = 3.0
+"""A tip this close to the target line (perpendicular, µm) may continue along it."""
+_SAME_POINT_UM = 0.05
+
+
+class PlanError(ValueError):
+    """A plan that cannot be executed safely; the message names the pipette and the reason."""
+
+
+class WaypointReason(str, Enum):
+    """Why the tip goes to a waypoint (the value is the sentence shown to the operator)."""
+
+    RETRACT_AXIAL = "retract along the pipette axis to the safe height"
+    LATERAL_ABOVE_LINE = "move laterally at the safe height onto the line through the target"
+    DESCEND_TO_CHECKPOINT = "descend along the axis to the checkpoint above the surface"
+    DESCEND_TO_SURFACE = "descend along the axis to the tissue surface"
+    DESCEND_TO_APPROACH_START = "descend along the axis to the approach start"
+    ADVANCE_TO_STANDOFF = "advance slowly along the axis to the standoff point"
+    MOVE_ABOVE_TISSUE = "move straight to the requested position above the tissue"
+
+
+class Phase(str, Enum):
+    """Plan sections that the coordinator sequences against other pipettes."""
+
+    TRAVEL = "travel"
+    """Everything above the tissue, ending at the checkpoint (then measured and corrected)."""
+    INSERT = "insert"
+    """From the checkpoint along the axis to the standoff point (then converged)."""
+    RETRACT = "retract"
+    """Out of the tissue along the axis, or any other move that ends the automation."""
+
+
+@dataclass(frozen=True)
+class Waypoint:
+    """One straight move of the tip (sample frame, µm) at a speed, and why.
+
+    ``in_tissue`` is True when any part of the move lies below the tissue surface;
+    ``checkpoint`` asks for the tip to be measured and corrected on arrival.
+    """
+
+    reason: WaypointReason
+    position_um: Vector
+    speed_um_s: float
+    phase: Phase
+    in_tissue: bool
+    checkpoint: bool = False
+
+    def describe(self) -> str:
+        x, y, z = (float(v) for v in self.position_um)
+        where = " (in tissue)" if self.in_tissue else ""
+        check = "; measure and correct here" if self.checkpoint else ""
+        return (
+            f"{self.reason.value}: ({x:.1f}, {y:.1f}, {z:.1f}) µm at "
+            f"{self.speed_um_s:g} µm/s{where}{check}"
+        )
+
+
+@dataclass(frozen=True)
+class PipettePlan:
+    """A pipette's path: where it starts, its waypoints, and the target it serves."""
+
+    pipette: str
+    start_um: Vector
+    waypoints: tuple[Waypoint, ...]
+    target_um: Vector | None = None
+    standoff_um: Vector | None = None
+
+    @property
+    def end_um(self) -> Vector:
+        return self.waypoints[-1].position_um if self.waypoints else self.start_um
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The phases in order of appearance."""
+        seen: list[Phase] = []
+        for waypoint in self.waypoints:
+            if not seen or seen[-1] is not waypoint.phase:
+                seen.append(waypoint.phase)
+        return tuple(seen)
+
+    def segments(self, phase: Phase | None = None) -> list[tuple[Vector, Waypoint]]:
+        """(start of the move, waypoint) pairs, optionally of one phase only."""
+        result: list[tuple[Vector, Waypoint]] = []
+        here = self.start_um
+        for waypoint in self.waypoints:
+            if phase is None or waypoint.phase is phase:
+                result.append((here, waypoint))
+            here = waypoint.position_um
+        return result
+
+    def phase_start_um(self, phase: Phase) -> Vector:
+        segments = self.segments(phase)
+        return segments[0][0] if segments else self.end_um
+
+    def duration_s(self) -> float:
+        """Time the moves take at their speeds (no acceleration, corrections or waits)."""
+        return sum(
+            float(np.linalg.norm(w.position_um - start)) / w.speed_um_s
+            for start, w in self.segments()
+        )
+
+    def describe(self) -> str:
+        x, y, z = (float(v) for v in self.start_um)
+        lines = [f"{self.pipette}: from ({x:.1f}, {y:.1f}, {z:.1f}) µm"]
+        lines += [
+            f"  {i + 1}. [{w.phase.value}] {w.describe()}" for i, w in enumerate(self.waypoints)
+        ]
+        if self.target_um is not None:
+            tx, ty, tz = (float(v) for v in self.target_um)
+            lines.append(f"  target ({tx:.1f}, {ty:.1f}, {tz:.1f}) µm")
+        return "\n".join(lines)
+
+
+def _line_parameter(point: Vector, target: Vector, axis: Vector) -> tuple[float, float]:
+    """(distance behind the target along the line, perpendicular distance) of ``point``."""
+    offset = target - point
+    along = float(offset @ axis)
+    return along, float(np.linalg.norm(offset - along * axis))
+
+
+def _speed(geometry: PipetteGeometry, start: Vector, end: Vector, surface_z_um: float) -> float:
+    in_tissue = min(float(start[2]), float(end[2])) < surface_z_um
+    return geometry.slow_speed_um_s if in_tissue else geometry.fast_speed_um_s
+
+
+def plan_retract(
+    geometry: PipetteGeometry, start_um: ArrayLike, safety: SafetyConfig
+) -> PipettePlan:
+    """Back out along the pipette axis until the tip is at the safe height (or stay put)."""
+    start = as_point(start_um, f"{geometry.name} tip position")
+    waypoints = tuple(_retract_waypoints(geometry, start, safety, Phase.RETRACT))
+    return PipettePlan(geometry.name, start, waypoints)
+
+
+def _retract_waypoints(
+    geometry: PipetteGeometry, start: Vector, safety: SafetyConfig, phase: Phase
+) -> list[Waypoint]:
+    surface = safety.tissue_surface_z_um
+    safe_z = surface + safety.safe_height_um
+    if float(start[2]) >= safe_z - _SAME_POINT_UM:
+        return []
+    rise_per_um = -float(geometry.axis[2])  # backing out raises the tip this much per µm
+    points: list[tuple[Vector, WaypointReason]] = []
+    if float(start[2]) < surface:  # leave the tissue slowly, then back out fast
+        exit_point = start - geometry.axis * ((surface - float(start[2])) / rise_per_um)
+        points.append((exit_point, WaypointReason.RETRACT_AXIAL))
+    top = start - geometry.axis * ((safe_z - float(start[2])) / rise_per_um)
+    points.append((top, WaypointReason.RETRACT_AXIAL))
+    waypoints: list[Waypoint] = []
+    here = start
+    for point, reason in points:
+        waypoints.append(
+            Waypoint(
+                reason,
+                point,
+                _speed(geometry, here, point, surface),
+                phase,
+                min(float(here[2]), float(point[2])) < surface,
+            )
+        )
+        here = point
+    return waypoints
+
+
+def plan_approach(
+    geometry: PipetteGeometry,
+    start_um: ArrayLike,
+    target_um: ArrayLike,
+    safety: SafetyConfig,
+) -> PipettePlan:
+    """The path from the tip's position to the standoff point before ``target_um``.
+
+    Raises
+    ------
+    PlanError
+        A non-finite position, or a target the pipette cannot reach along its axis from
+        above (the line through it never reaches the safe height).
+    """
+    name = geometry.name
+    try:
+        start = as_point(start_um, f"{name} tip position")
+        target = as_point(target_um, f"{name} target")
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    axis = geometry.axis
+    surface = safety.tissue_surface_z_um
+    safe_z = surface + safety.safe_height_um
+    if float(target[2]) >= safe_z:
+        raise PlanError(
+            f"{name}: target z {float(target[2]):.1f} µm is at or above the safe height "
+            f"{safe_z:.1f} µm; nothing to approach"
+        )
+    sink = -float(axis[2])  # depth gained per µm along the axis
+    if sink <= 0.05:
+        raise PlanError(f"{name}: the pipette axis is too flat to approach from above")
+
+    def on_line(behind_um: float) -> Vector:
+        return target - axis * behind_um
+
+    def behind_at_height(z_um: float) -> float:
+        return (z_um - float(target[2])) / sink
+
+    standoff_behind = geometry.standoff_um
+    top_behind = behind_at_height(safe_z)
+    stops: list[tuple[float, WaypointReason, bool]] = [
+        (standoff_behind, WaypointReason.ADVANCE_TO_STANDOFF, False)
+    ]
+    checkpoint_behind = behind_at_height(surface + CHECKPOINT_HEIGHT_UM)
+    if checkpoint_behind > standoff_behind:
+        stops.append((checkpoint_behind, WaypointReason.DESCEND_TO_CHECKPOINT, True))
+    approach_behind = max(safety.approach_distance_um, standoff_behind)
+    if approach_behind < top_behind:
+        stops.append((approach_behind, WaypointReason.DESCEND_TO_APPROACH_START, False))
+    surface_behind = behind_at_height(surface)
+    if standoff_behind < surface_behind < checkpoint_behind:
+        stops.append((surface_behind, WaypointReason.DESCEND_TO_SURFACE, False))
+    stops.sort(key=lambda stop: -stop[0])
+
+    along, off_line = _line_parameter(start, target, axis)
+    resume = off_line <= ON_LINE_TOLERANCE_UM and standoff_behind - 0.5 <= along <= top_behind
+    waypoints: list[Waypoint] = []
+    here = start
+    phase = Phase.TRAVEL
+    if resume:
+        if along < checkpoint_behind:
+            phase = Phase.INSERT  # already past the checkpoint: carry on inside
+        stops = [stop for stop in stops if stop[0] < along - _SAME_POINT_UM]
+    else:
+        waypoints += _retract_waypoints(geometry, start, safety, Phase.TRAVEL)
+        here = waypoints[-1].position_um if waypoints else start
+        top = on_line(top_behind)
+        if float(here[2]) > safe_z + _SAME_POINT_UM:
+            # Above the safe height: go straight over, then down onto the line's top.
+            above = np.array([top[0], top[1], here[2]])
+            waypoints.append(
+                Waypoint(
+                    WaypointReason.LATERAL_ABOVE_LINE,
+                    above,
+                    geometry.fast_speed_um_s,
+                    Phase.TRAVEL,
+                    False,
+                )
+            )
+            here = above
+        waypoints.append(
+            Waypoint(
+                WaypointReason.LATERAL_ABOVE_LINE,
+                top,
+                geometry.fast_speed_um_s,
+                Phase.TRAVEL,
+                False,
+            )
+        )
+        here = top
+    for behind, reason, is_checkpoint in stops:
+        point = on_line(behind)
+        in_tissue = min(float(here[2]), float(point[2])) < surface
+        waypoints.append(
+            Waypoint(
+                reason,
+                point,
+                _speed(geometry, here, point, surface),
+                phase,
+                in_tissue,
+                checkpoint=is_checkpoint,
+            )
+        )
+        if is_checkpoint:
+            phase = Phase.INSERT
+        here = point
+    return PipettePlan(name, start, tuple(waypoints), target, on_line(standoff_behind))
+
+
+def plan_move_to(
+    geometry: PipetteGeometry, start_um: ArrayLike, goal_um: ArrayLike, safety: SafetyConfig
+) -> PipettePlan:
+    """Go to a position above the tissue (home, a parking spot): retract, over, down.
+
+    Raises
+    ------
+    PlanError
+        The goal lies in the tissue (only the approach may enter it).
+    """
+    start = as_point(start_um, f"{geometry.name} tip position")
+    goal = as_point(goal_um, f"{geometry.name} goal")
+    surface = safety.tissue_surface_z_um
+    if float(goal[2]) < surface:
+        raise PlanError(
+            f"{geometry.name}: goal z {float(goal[2]):.1f} µm is below the tissue surface "
+            f"({surface:g} µm); only an approach may enter the tissue"
+        )
+    safe_z = surface + safety.safe_height_um
+    waypoints = _retract_waypoints(geometry, start, safety, Phase.RETRACT)
+    here = waypoints[-1].position_um if waypoints else start
+    cruise_z = max(safe_z, float(here[2]), float(goal[2]))
+    for point in (np.array([here[0], here[1], cruise_z]), np.array([goal[0], goal[1], cruise_z])):
+        if float(np.linalg.norm(point - here)) > _SAME_POINT_UM:
+            waypoints.append(
+                Waypoint(
+                    WaypointReason.MOVE_ABOVE_TISSUE,
+                    point,
+                    geometry.fast_speed_um_s,
+                    Phase.RETRACT,
+                    False,
+                )
+            )
+            here = point
+    if float(np.linalg.norm(goal - here)) > _SAME_POINT_UM:
+        waypoints.append(
+            Waypoint(
+                WaypointReason.MOVE_ABOVE_TISSUE,
+                goal,
+                geometry.fast_speed_um_s,
+                Phase.RETRACT,
+                False,
+            )
+        )
+    return PipettePlan(geometry.name, start, tuple(waypoints))
+
+
+def check_plan(
+    plan: PipettePlan,
+    geometry: PipetteGeometry,
+    transform: ManipulatorTransform,
+    safety: SafetyConfig,
+) -> None:
+    """Refuse a plan that leaves the soft limits, moves sideways in the tissue or enters a zone.
+
+    Straight moves in the sample frame are straight in device axes (the map is affine) and
+    the limits are a box, so checking the waypoints checks the whole path.
+
+    Raises
+    ------
+    PlanError
+        Naming the pipette, the waypoint and what is wrong.
+    """
+    surface = safety.tissue_surface_z_um
+    here = plan.start_um
+    for index, waypoint in enumerate(plan.waypoints, start=1):
+        label = f"{plan.pipette}: waypoint {index} ({waypoint.reason.value})"
+        device_um = transform.to_manipulator(waypoint.position_um)
+        for axis, (value, low, high) in enumerate(
+            zip(device_um, geometry.limits.min_um, geometry.limits.max_um, strict=False)
+        ):
+            if not low <= float(value) <= high:
+                raise PlanError(
+                    f"{label} needs axis {axis} at {float(value):.1f} µm, outside the soft "
+                    f"limits [{low:g}, {high:g}]: target unreachable"
+                )
+        if min(float(here[2]), float(waypoint.position_um[2])) < surface - _SAME_POINT_UM:
+            sideways = geometry.off_axis_um(waypoint.position_um - here)
+            if sideways > 0.5:
+                raise PlanError(f"{label} moves {sideways:.1f} µm sideways inside the tissue")
+        here = waypoint.position_um
+    for zone in safety.nogo_zones:
+        zone_solid = zone_body(zone)
+        for _start, waypoint in plan.segments():
+            if not waypoint.in_tissue:
+                continue
+            # The deepest point of an axial move covers the whole move's in-tissue body.
+            inside = tissue_part(pipette_body(geometry, waypoint.position_um), surface)
+            if inside is not None and body_distance_um(inside, zone_solid) <= 0.0:
+                raise PlanError(
+                    f"{plan.pipette}: the path to {waypoint.reason.value} crosses no-go zone "
+                    f"{zone.name!r}: target unreachable"
+                )
