@@ -7,6 +7,7 @@ import typer
 
 from patchpilot import __version__
 from patchpilot.cli._config import config_app
+from patchpilot.cli._hw import hw_app
 
 app = typer.Typer(
     name="patchpilot",
@@ -33,3 +34,4 @@ def main(
 
 
 app.add_typer(config_app, name="config")
+app.add_typer(hw_app, name="hw")
