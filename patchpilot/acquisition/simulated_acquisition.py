@@ -94,6 +94,8 @@ class SimulatedAcquisition:
         )
         self.imaging = Imaging(self.live, focus_limits_um=microscope.focus_limits_um)
         self._started = False
+        self.frames_stored: int | None = None
+        """Frames pycromanager's storage holds, counted when the acquisition stopped."""
 
     def subscribe(self, subscriber: FrameSubscriber) -> Callable[[], None]:
         """Hand each localised ``(frame, detections)`` to ``subscriber`` (worker thread)."""
@@ -117,13 +119,15 @@ class SimulatedAcquisition:
         try:
             self.live.stop(timeout_s)
         finally:
+            dataset = self.live.dataset
+            if dataset is not None:
+                self.frames_stored = len(dataset.get_image_coordinates_list())
             self.imaging.close()
             with contextlib.ExitStack() as cleanup:
                 cleanup.callback(self.microscope.close)
                 cleanup.callback(self.session.close)
                 if self._owns_log:
                     cleanup.callback(self.log.close)
-                dataset = self.live.dataset
                 if dataset is not None:
                     cleanup.callback(dataset.close)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import typer
 
 from patchpilot import __version__
+from patchpilot.cli._acquisition import benchmark_app, replay
 from patchpilot.cli._config import config_app
 from patchpilot.cli._hw import hw_app
+from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
 
 app = typer.Typer(
     name="patchpilot",
@@ -34,4 +36,8 @@ def main(
 
 
 app.add_typer(config_app, name="config")
+app.command("replay")(replay)
+app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
+for _name, _command in LOCALISER_COMMANDS.items():
+    app.command(_name)(_command)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 
 from patchpilot.acquisition.devices import RenderRequest
 from patchpilot.acquisition.pycromanager_session import PycroManagerSession
+from patchpilot.acquisition.simulated_acquisition import SimulatedAcquisition
 from patchpilot.acquisition.simulated_microscope import SimulatedMicroscope
 from patchpilot.config import MicroscopeConfig
 from patchpilot.types import TipDetection
@@ -97,3 +99,20 @@ def microscope(microscope_config: MicroscopeConfig) -> Iterator[SimulatedMicrosc
 def session(microscope: SimulatedMicroscope) -> Iterator[PycroManagerSession]:
     with PycroManagerSession(microscope.core) as opened:
         yield opened
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, microscope_config: MicroscopeConfig) -> Path:
+    """A 30-frame recording (NDTiff + event log) of SpotSource frames."""
+    root = tmp_path / "run"
+    with SimulatedAcquisition(
+        microscope_config,
+        BrightestSpotLocaliser(delay_s=0.004),
+        source=SpotSource(),
+        record_dir=root,
+        real_time=False,
+        focus_um=4.0,
+        max_frames=30,
+    ) as system:
+        assert system.live.wait(20.0)
+    return root

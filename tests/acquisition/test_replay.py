@@ -10,10 +10,9 @@ import pytest
 
 from patchpilot.acquisition.recording import RecordingError, open_recording
 from patchpilot.acquisition.replay import replay_recording
-from patchpilot.acquisition.simulated_acquisition import SimulatedAcquisition
 from patchpilot.types import TipDetection
 
-from .conftest import BrightestSpotLocaliser, SpotSource
+from .conftest import BrightestSpotLocaliser
 
 
 class ShiftedLocaliser(BrightestSpotLocaliser):
@@ -24,22 +23,6 @@ class ShiftedLocaliser(BrightestSpotLocaliser):
             TipDetection(d.x_px + 3, d.y_px, d.x_um, d.y_um, d.confidence)
             for d in super().localise(image, pixel_size_um)
         ]
-
-
-@pytest.fixture
-def recorded(tmp_path: Path, microscope_config: Any) -> Path:
-    root = tmp_path / "run"
-    with SimulatedAcquisition(
-        microscope_config,
-        BrightestSpotLocaliser(delay_s=0.004),
-        source=SpotSource(),
-        record_dir=root,
-        real_time=False,
-        focus_um=4.0,
-        max_frames=30,
-    ) as system:
-        assert system.live.wait(20.0)
-    return root
 
 
 def test_replay_reproduces_the_live_tips(recorded: Path, tmp_path: Path) -> None:
