@@ -209,3 +209,28 @@ def test_stop_interrupts_and_nothing_moves_after_it(
     last_stop = len(sim.received) - sim.received[::-1].index("STOP")
     assert not [c for c in sim.received[last_stop:] if c.startswith("ABS")]
     assert not opened.is_busy()
+
+
+def test_relative_moves_are_never_repeated(
+    sim: ScientificaSimulator, opened: ScientificaManipulator
+) -> None:
+    opened.wire.move_rel_um((5.0, 0.0, 0.0))
+    time.sleep(0.2)
+    assert opened.position_um() == (5.0, 0.0, 0.0)
+    sim.drop_next(1)
+    with pytest.raises(CommunicationError, match="no reply to 'REL 500 0 0'"):
+        opened.wire.move_rel_um((5.0, 0.0, 0.0))
+    assert len(_sent(sim, "REL")) == 2  # one each: a lost reply is not a licence to resend
+    assert opened.wire.limit_switches() == 0
+
+
+def test_the_factory_opens_a_scientifica(sim: ScientificaSimulator, log: EventLog) -> None:
+    from patchpilot.clock import RealClock
+    from patchpilot.hardware import create_manipulator
+
+    manipulator = create_manipulator(_pipette(sim.port), log=log, clock=RealClock())
+    try:
+        assert isinstance(manipulator, ScientificaManipulator)
+        assert manipulator.wire.version == pytest.approx(3.46)
+    finally:
+        manipulator.close()

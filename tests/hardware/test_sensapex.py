@@ -205,3 +205,11 @@ def test_stop_all_reaches_every_device_when_one_is_unreachable(
 def test_an_absent_device_id_is_a_clear_error(ump: Any, log: EventLog) -> None:
     with pytest.raises(CommunicationError, match=r"no Sensapex device 9 answered .*found: \[1, 2"):
         _open(ump, log, 9)
+
+
+def test_the_factory_opens_a_sensapex_through_the_sdk_singleton(ump: Any, log: EventLog) -> None:
+    from patchpilot.hardware import create_manipulator
+
+    manipulator = create_manipulator(_pipette(2), log=log, clock=RealClock())
+    assert isinstance(manipulator, SensapexManipulator)
+    assert manipulator.min_speed_um_s == 1.0 and manipulator.n_axes == 3
