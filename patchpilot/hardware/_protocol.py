@@ -222,6 +222,7 @@ class Manipulator(ABC):
         self.clock = clock if clock is not None else RealClock()
         self._current_move: MoveHandle | None = None
         self._move_lock = threading.RLock()
+        self._stops = 0  # counts stop() calls, to catch one racing a move being sent
 
     # -- backend -------------------------------------------------------------------------
     @property
@@ -409,13 +410,27 @@ class Manipulator(ABC):
                 EventKind.COMMAND, self.name, "move", target_um=target, speed_um_s=speed_um_s
             )
             self._current_move = handle
+            stops_before = self._stops
             try:
                 self._start_move(handle)
             except ManipulatorError as exc:
                 handle._resolve(MoveStatus.FAILED, f"move command failed: {exc}")
                 self._fault("move command failed", exc)
                 raise
+            if self._stops != stops_before:
+                self._restop(handle)
         return handle
+
+    def _restop(self, handle: MoveHandle) -> None:
+        """A stop arrived while the move was being sent: the move may have landed after it."""
+        handle._resolve(MoveStatus.INTERRUPTED, "stopped while the move was being sent")
+        self.log.record(
+            EventKind.COMMAND, self.name, "stop", cause="stop arrived while a move was being sent"
+        )
+        try:
+            self._send_stop()
+        except ManipulatorError as exc:
+            self._fault("stop failed", exc)
 
     def move_by(self, delta_um: Sequence[float], speed_um_s: float) -> MoveHandle:
         """Start a relative move from the current position (validated like ``move_to``).
@@ -456,6 +471,7 @@ class Manipulator(ABC):
             The device could not be told (logged); the current move ends ``FAILED``, since
             the device may still be moving.
         """
+        self._stops += 1
         self.log.record(EventKind.COMMAND, self.name, "stop")
         try:
             self._send_stop()

@@ -13,6 +13,7 @@ from patchpilot.events import EventLog
 from patchpilot.hardware import (
     CommunicationError,
     LimitError,
+    MoveHandle,
     MoveRefused,
     MoveStatus,
     SimFault,
@@ -191,3 +192,27 @@ def test_stop_all_reaches_everyone_even_when_one_fails_and_one_hangs(
 
 def test_stop_all_of_nothing_is_nothing() -> None:
     assert stop_all([]) == {}
+
+
+class _StopDuringStart(SimulatedManipulator):
+    """A stop from another thread lands while the move command is on its way."""
+
+    def _start_move(self, handle: MoveHandle) -> None:
+        stopper = threading.Thread(target=self.stop)
+        stopper.start()
+        stopper.join(timeout=5.0)
+        super()._start_move(handle)
+
+
+def test_a_stop_racing_a_move_being_sent_still_stops_the_device(
+    log: EventLog, sim_clock: SimClock
+) -> None:
+    racing = _StopDuringStart.from_config(make_pipette("race"), log=log, clock=sim_clock)
+    handle = racing.move_by([500.0, 0.0, 0.0], 1000.0)
+    assert handle.status is MoveStatus.INTERRUPTED
+    sim_clock.advance(1.0)
+    assert not racing.is_busy()
+    assert racing.position_um()[0] < 10010.0  # the late move was braked at once
+    assert [e.get("cause") for e in log.tail(kind="command")][-1] == (
+        "stop arrived while a move was being sent"
+    )
