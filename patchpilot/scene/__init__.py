@@ -24,7 +24,7 @@ from patchpilot.scene.model import (
     TissueMotion,
     View,
 )
-from patchpilot.scene.render import (
+from patchpilot.scene.rendering import (
     CLEAN_BACKGROUND_PHOTONS,
     render,
     render_clean,
@@ -38,8 +38,12 @@ from patchpilot.scene.tissue import Nuclei, Tissue, Vessels
 if TYPE_CHECKING:
     from patchpilot.scene.dataset import SyntheticTipDataset, normalise_image
 
+GENERATOR_VERSION = "1"
+"""Bumped whenever the same seed would render a different frame (for caches of rendered sets)."""
+
 __all__ = [
     "CLEAN_BACKGROUND_PHOTONS",
+    "GENERATOR_VERSION",
     "POLARITY_MIX",
     "SPLIT_SEEDS",
     "Acquisition",

@@ -46,25 +46,27 @@ def _poisson_table() -> NDArray[np.uint8]:
 def poisson_counts(mean: F32, rng: np.random.Generator) -> F32:
     """Photon counts with Poisson statistics for each expected count in ``mean``."""
     lam = np.maximum(mean.astype(np.float32, copy=False), np.float32(0)).ravel()
+    small = lam < np.float32(_TABLE_MAX)
+    everything_small = bool(small.all())
+    lam_small = lam if everything_small else lam[small]
     out = np.empty(lam.shape, dtype=np.float32)
-    small = lam < _TABLE_MAX
-    n_small = int(small.sum())
-    if n_small:
-        table = _poisson_table()
-        lam_small = lam[small] if n_small < lam.size else lam
-        # One float64 uniform gives the quantile (top 14 bits) and the rounding draw (rest).
-        u = rng.random(n_small) * 2**_U_BITS
-        level = u.astype(np.int64)
-        frac_u = u - level
-        pos = lam_small.astype(np.float64) * _LAMBDA_STEPS
-        row = pos.astype(np.int64)
-        row += frac_u < (pos - row)
-        counts = table[row, level].astype(np.float32)
-        if n_small < lam.size:
-            out[small] = counts
-        else:
+    if lam_small.size:
+        table = _poisson_table().ravel()
+        # One 64-bit draw gives the quantile (top 14 bits) and the rounding draw (low 20).
+        raw = rng.bit_generator.random_raw(lam_small.size)
+        level = (raw >> np.uint64(64 - _U_BITS)).astype(np.int32)
+        rounding = (raw & np.uint64(0xFFFFF)).astype(np.int32)
+        pos = lam_small * np.float32(_LAMBDA_STEPS)
+        row = pos.astype(np.int32)
+        row += rounding < ((pos - row) * np.float32(2**20)).astype(np.int32)
+        row <<= _U_BITS
+        row += level
+        counts = table[row]
+        if everything_small:
             out[:] = counts
-    if n_small < lam.size:
+        else:
+            out[small] = counts
+    if not everything_small:
         big = ~small
         lam_big = lam[big]
         z = rng.standard_normal(lam_big.size, dtype=np.float32)
@@ -86,5 +88,7 @@ def digitise(
             acquisition.read_noise_adu**2
         )
         signal += np.sqrt(variance) * rng.standard_normal(photons.shape, dtype=np.float32)
-    out: NDArray[np.uint16] = np.clip(np.rint(signal), 0, acquisition.max_adu).astype(np.uint16)
+    signal += np.float32(0.5)  # truncation of non-negative values then rounds
+    np.clip(signal, 0, acquisition.max_adu + 0.25, out=signal)
+    out: NDArray[np.uint16] = signal.astype(np.uint16)
     return out

@@ -28,14 +28,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.scene._numerics import norm_cdf
-from patchpilot.scene.model import Optics, PipettePose
+from patchpilot.scene.model import Optics, PipettePose, View
 
-__all__ = ["PipetteTerms", "pipette_box", "pipette_terms", "plume_terms", "silhouette"]
+__all__ = [
+    "PipetteTerms",
+    "pipette_box",
+    "pipette_terms",
+    "plume_terms",
+    "sharp_band",
+    "silhouette",
+]
 
 F32 = NDArray[np.floating[Any]]  # float32 in practice; numpy's stubs widen scalar products
 
-_SHOULDER = 1.5e-4
-"""Extra widening of the outer radius per µm along the shank, per µm (1/µm): ~14 µm more
+_SHOULDER = 2.5e-4
+"""Extra widening of the outer radius per µm along the shank, per µm (1/µm): ~22 µm more
 radius 300 µm from the tip than the taper alone."""
 
 
@@ -99,12 +106,19 @@ def _chord(d: F32, radius: F32, h: F32, cos_pitch: float, sigma_z: float) -> F32
 
 
 def pipette_terms(
-    pose: PipettePose, x_um: F32, y_um: F32, tau_s: F32, focus_um: float, optics: Optics
+    pose: PipettePose,
+    x_um: F32,
+    y_um: F32,
+    tau_s: F32,
+    focus_um: float,
+    optics: Optics,
+    sharp: bool = True,
 ) -> PipetteTerms:
     """Exclusion, shadow and emission of one pipette on a grid of sample points.
 
     ``x_um`` (1, w) or (h, w), ``y_um`` (h, 1) or (h, w) are sample positions; ``tau_s``
-    (h, w) the scan time of each point relative to the frame's mid-time.
+    (h, w) the scan time of each point relative to the frame's mid-time. ``sharp=False``
+    skips what only matters near focus (exclusion, speck) for a coarse pass far from it.
     """
     geo, dx, dy = _geometry(pose, x_um, y_um, tau_s, focus_um)
     sxy = np.float32(optics.psf_sigma_xy_um)
@@ -114,8 +128,6 @@ def pipette_terms(
 
     beam = np.sqrt(sxy * sxy + (slope * geo.h) ** 2)  # lateral sigma of the beam at the glass
     end_cap = norm_cdf(geo.s_h / beam)  # the cone ends at the tip
-    in_focus = _chord(geo.d, geo.r_out, geo.h, cos_pitch, sz) * end_cap
-    exclusion = 1 - in_focus
 
     # Glass entirely above the focal volume shades the excitation cone.
     half_out = np.sqrt(np.maximum(geo.r_out**2 - geo.d**2, np.float32(0))) / np.float32(cos_pitch)
@@ -123,15 +135,20 @@ def pipette_terms(
     blocked = np.float32(pose.shadow_strength) * above * _strip(geo.d, geo.r_out, beam) * end_cap
     shadow = (1 - blocked) ** 2  # two-photon excitation goes with the square of the light
 
-    emission = np.zeros_like(exclusion)
+    if sharp:
+        exclusion = 1 - _chord(geo.d, geo.r_out, geo.h, cos_pitch, sz) * end_cap
+    else:
+        exclusion = np.ones_like(shadow)
+    emission = np.zeros_like(shadow)
     mix = pose.lumen_mix
     if mix > 0 and pose.lumen_brightness > 0:
-        lumen_focus = _chord(geo.d, geo.r_in, geo.h, cos_pitch, sz)
         near = np.exp(-(geo.h**2) / np.float32(2 * (2 * sz) ** 2))
         fade = np.exp(-np.abs(geo.h) / np.float32(optics.axial_fade_um)) * (1 - near)
-        lumen = lumen_focus + _strip(geo.d, geo.r_in, beam) * fade
+        lumen = _strip(geo.d, geo.r_in, beam) * fade
+        if sharp:
+            lumen += _chord(geo.d, geo.r_in, geo.h, cos_pitch, sz)
         emission += np.float32(pose.lumen_brightness * mix) * lumen * end_cap
-    if pose.tip_speck > 0:
+    if sharp and pose.tip_speck > 0:
         radius = pose.tip_diameter_um / 2
         tip_dz = pose.tip_um[2] - focus_um
         axial = math.exp(-(tip_dz**2) / (2 * (sz**2 + radius**2)))
@@ -139,6 +156,49 @@ def pipette_terms(
             spread = np.float32(2 * (optics.psf_sigma_xy_um**2 + radius**2 / 2))
             emission += np.float32(pose.tip_speck * axial) * np.exp(-(dx * dx + dy * dy) / spread)
     return PipetteTerms(exclusion=exclusion, shadow=shadow, emission=emission)
+
+
+def sharp_band(
+    pose: PipettePose,
+    view: View,
+    optics: Optics,
+    coarse_um: float,
+    max_shift_um: float,
+) -> tuple[slice, slice] | None:
+    """Rows and columns where the pipette has detail finer than ``coarse_um``: near the focus
+    crossing, where the beam at the glass is narrower than two coarse steps."""
+    slope = optics.defocus_slope
+    height = math.sqrt(max((2 * coarse_um) ** 2 - optics.psf_sigma_xy_um**2, 0.0)) / slope
+    height += 4 * optics.psf_sigma_z_um + pose.tip_diameter_um + max_shift_um
+    tan_pitch = math.tan(math.radians(pose.pitch_deg))
+    h_tip = pose.tip_um[2] - view.focus_um
+    margin = 3 * coarse_um + 3 * pose.tip_diameter_um + max_shift_um
+    fov = max(view.width_px, view.height_px) * view.pixel_size_um
+    s_low = max(-margin, (-height - h_tip) / tan_pitch)
+    s_high = min((height - h_tip) / tan_pitch, 2 * fov + 1000.0)
+    if s_high < s_low:
+        return None
+    along = max(s_high, 0.0) / math.cos(math.radians(pose.pitch_deg))
+    taper = math.tan(math.radians(pose.taper_half_angle_deg))
+    half_width = pose.tip_diameter_um / 2 + along * (taper + _SHOULDER * along) + 8 * coarse_um
+    half_width += max_shift_um
+    yaw = math.radians(pose.yaw_deg)
+    ux, uy = math.cos(yaw), math.sin(yaw)
+    corners_x, corners_y = [], []
+    for s in (s_low, s_high):
+        for d in (-half_width, half_width):
+            x_um = pose.tip_um[0] - s * ux - d * uy
+            y_um = pose.tip_um[1] - s * uy + d * ux
+            x_px, y_px = view.sample_to_pixel(x_um, y_um)
+            corners_x.append(x_px)
+            corners_y.append(y_px)
+    c0 = max(0, math.floor(min(corners_x)))
+    c1 = min(view.width_px, math.ceil(max(corners_x)) + 1)
+    r0 = max(0, math.floor(min(corners_y)))
+    r1 = min(view.height_px, math.ceil(max(corners_y)) + 1)
+    if c0 >= c1 or r0 >= r1:
+        return None
+    return slice(r0, r1), slice(c0, c1)
 
 
 def pipette_box(

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from patchpilot.scene.model import SceneError
-from patchpilot.scene.render import render, render_clean
+from patchpilot.scene.rendering import render, render_clean
 from patchpilot.scene.sampler import PIXEL_SIZE_RANGE_UM, SceneSampler
 
 __all__ = ["SyntheticTipDataset", "normalise_image"]

@@ -153,7 +153,7 @@ def _pose(
         velocity_um_s=velocity,
         lumen_brightness=float(rng.uniform(1.5, 8.0)),
         tip_speck=float(rng.uniform(0.0, 2.5)) if rng.random() < 0.7 else 0.0,
-        shadow_strength=float(rng.uniform(0.4, 0.95)),
+        shadow_strength=float(rng.uniform(0.5, 0.9)),
         wall_fraction=float(rng.uniform(0.2, 0.45)),
     )
 
@@ -199,7 +199,8 @@ def random_scene(
     count = 1 if clean_domain else _pipette_count(rng, n_pipettes, atypical_fraction)
     fov_um = max(width, height) * pixel
     surface = 0.0
-    focus = float(rng.uniform(-120.0, 40.0))
+    # The paper's frames show pipettes above the brain; the dry-run goes into it.
+    focus = float(rng.uniform(0.0, 50.0) if rng.random() < 0.45 else rng.uniform(-150.0, 0.0))
     center = (float(rng.uniform(-2000, 2000)), float(rng.uniform(-2000, 2000)))
     tissue = Tissue.random(
         rng, extent_um=(fov_um + 80.0, fov_um + 80.0, 400.0), center_um=center, surface_z_um=surface
@@ -218,8 +219,8 @@ def random_scene(
     optics = Optics(
         psf_sigma_xy_um=float(rng.uniform(0.3, 0.6)),
         psf_sigma_z_um=float(rng.uniform(1.2, 3.0)),
-        axial_fade_um=float(rng.uniform(8.0, 30.0)),
-        defocus_slope=float(rng.uniform(0.3, 0.6)),
+        axial_fade_um=float(rng.uniform(10.0, 50.0)),
+        defocus_slope=float(rng.uniform(0.2, 0.45)),
         vignetting=float(rng.uniform(0.0, 0.6)),
         illumination_tilt=(float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.2, 0.2))),
     )

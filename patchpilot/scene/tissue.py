@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.scene._numerics import norm_cdf, sample_periodic, texture_bank
-from patchpilot.scene.model import SceneError
+from patchpilot.scene._validate import SceneError
 
 __all__ = ["Nuclei", "Tissue", "Vessels"]
 
@@ -95,8 +95,8 @@ class Tissue:
         surface_z_um: float = 0.0,
         medium_brightness: float = 1.0,
         tissue_brightness: float = 0.9,
-        grain_contrast: float = 0.25,
-        blotch_contrast: float = 0.15,
+        grain_contrast: float = 0.12,
+        blotch_contrast: float = 0.08,
         haze_contrast: float = 0.08,
         texture_offset_um: tuple[float, float, float] = (0.0, 0.0, 0.0),
         nuclei: Nuclei | None = None,
@@ -161,7 +161,7 @@ class Tissue:
         extent_um: tuple[float, ...] = (400.0, 400.0, 600.0),
         center_um: tuple[float, float] = (0.0, 0.0),
         surface_z_um: float = 0.0,
-        nucleus_density_per_mm3: float = 12000.0,
+        nucleus_density_per_mm3: float = 8000.0,
         vessel_density_per_mm3: float = 150.0,
     ) -> Tissue:
         """A random cortex-like volume.
@@ -211,8 +211,8 @@ class Tissue:
             surface_z_um=surface_z_um,
             medium_brightness=float(rng.uniform(0.8, 1.2)),
             tissue_brightness=float(rng.uniform(0.6, 1.1)),
-            grain_contrast=float(rng.uniform(0.1, 0.35)),
-            blotch_contrast=float(rng.uniform(0.05, 0.25)),
+            grain_contrast=float(rng.uniform(0.04, 0.2)),
+            blotch_contrast=float(rng.uniform(0.02, 0.12)),
             haze_contrast=float(rng.uniform(0.03, 0.15)),
             texture_offset_um=(
                 float(rng.uniform(0, 512)),

@@ -23,7 +23,13 @@ from numpy.typing import NDArray
 
 from patchpilot.scene._detector import digitise, poisson_counts
 from patchpilot.scene._numerics import blur_small, sample_shifted_rows
-from patchpilot.scene._pipette import pipette_box, pipette_terms, plume_terms, silhouette
+from patchpilot.scene._pipette import (
+    pipette_box,
+    pipette_terms,
+    plume_terms,
+    sharp_band,
+    silhouette,
+)
 from patchpilot.scene.model import Acquisition, Scene, SceneError, TipTruth, View
 
 __all__ = [
@@ -41,7 +47,7 @@ CLEAN_BACKGROUND_PHOTONS = 400.0
 """Expected photons per background pixel in the clean (ex vivo) domain: high signal."""
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _scan_times_cached(
     height: int, width: int, dwell_us: float, retrace_ms: float, bidirectional: bool
 ) -> F32:
@@ -72,7 +78,28 @@ def scan_times(view: View, acquisition: Acquisition) -> F32:
     )
 
 
-@lru_cache(maxsize=16)
+_COARSE_STEP_UM = 4.0
+"""Lattice step (µm) for the defocused parts of pipettes, whose detail is broader."""
+
+
+def _lattice(size: int, step: int) -> NDArray[np.int64]:
+    """Every ``step``-th index from 0, always including the last."""
+    return np.unique(np.r_[np.arange(0, size, step), size - 1]).astype(np.int64)
+
+
+@lru_cache(maxsize=64)
+def _interpolation(size: int, step: int) -> F32:
+    """(size, n) matrix taking values on ``_lattice(size, step)`` to every index, linearly."""
+    knots = _lattice(size, step)
+    matrix = np.zeros((size, knots.size), dtype=np.float32)
+    eye = np.eye(knots.size)
+    for k in range(knots.size):
+        matrix[:, k] = np.interp(np.arange(size), knots, eye[k])
+    matrix.setflags(write=False)
+    return matrix
+
+
+@lru_cache(maxsize=32)
 def _illumination(height: int, width: int, vignetting: float, tilt: tuple[float, float]) -> F32:
     xn = np.linspace(-1.0, 1.0, width)[None, :]
     yn = np.linspace(-1.0, 1.0, height)[:, None]
@@ -149,25 +176,69 @@ def _fluorescence(scene: Scene) -> F32:
         if plume is not None:
             rows, cols, cloud = plume
             background[rows, cols] += cloud
+    coarse_um = _COARSE_STEP_UM
+    step = max(1, round(coarse_um / view.pixel_size_um))
     for pose in scene.pipettes:
-        speed = math.hypot(pose.velocity_um_s[0], pose.velocity_um_s[1]) + abs(
-            pose.velocity_um_s[2]
-        )
-        box = pipette_box(pose, x_um, y_um, view.focus_um, optics, speed * half_frame_s)
+        speed = math.hypot(*pose.velocity_um_s[:2]) + abs(pose.velocity_um_s[2])
+        shift_um = speed * half_frame_s
+        box = pipette_box(pose, x_um, y_um, view.focus_um, optics, shift_um)
         if box is None:
             continue
         rows, cols = box
-        terms = pipette_terms(
-            pose,
-            x_um[cols].astype(np.float32)[None, :],
-            y_um[rows].astype(np.float32)[:, None],
-            tau[rows, cols],
-            view.focus_um,
-            optics,
-        )
-        background[rows, cols] *= terms.exclusion
-        shadow[rows, cols] *= terms.shadow
-        emission[rows, cols] += terms.emission
+        band = sharp_band(pose, view, optics, step * view.pixel_size_um, shift_um)
+        box_rows = rows.stop - rows.start
+        box_cols = cols.stop - cols.start
+        if step == 1 or min(box_rows, box_cols) < 4 * step:
+            band = box  # small or coarse-pixelled: everything at full resolution
+        if band is not None:
+            band = (
+                slice(max(band[0].start, rows.start), min(band[0].stop, rows.stop)),
+                slice(max(band[1].start, cols.start), min(band[1].stop, cols.stop)),
+            )
+            if band[0].start >= band[0].stop or band[1].start >= band[1].stop:
+                band = None
+        if band == box:
+            coarse_shadow = np.ones((box_rows, box_cols), dtype=np.float32)
+            coarse_emission = np.zeros((box_rows, box_cols), dtype=np.float32)
+        else:
+            # The smooth, defocused part of the pipette on a coarse lattice, then bilinear.
+            r_idx = _lattice(box_rows, step) + rows.start
+            c_idx = _lattice(box_cols, step) + cols.start
+            coarse = pipette_terms(
+                pose,
+                x_um[c_idx].astype(np.float32)[None, :],
+                y_um[r_idx].astype(np.float32)[:, None],
+                tau[np.ix_(r_idx, c_idx)],
+                view.focus_um,
+                optics,
+                sharp=False,
+            )
+            up_rows = _interpolation(box_rows, step)
+            up_cols = _interpolation(box_cols, step)
+            coarse_shadow = up_rows @ coarse.shadow.astype(np.float32) @ up_cols.T
+            coarse_emission = (
+                up_rows @ coarse.emission.astype(np.float32) @ up_cols.T
+                if coarse.emission.any()
+                else np.zeros((box_rows, box_cols), dtype=np.float32)
+            )
+        if band is not None:
+            fine = pipette_terms(
+                pose,
+                x_um[band[1]].astype(np.float32)[None, :],
+                y_um[band[0]].astype(np.float32)[:, None],
+                tau[band],
+                view.focus_um,
+                optics,
+            )
+            inner = (
+                slice(band[0].start - rows.start, band[0].stop - rows.start),
+                slice(band[1].start - cols.start, band[1].stop - cols.start),
+            )
+            coarse_shadow[inner] = fine.shadow
+            coarse_emission[inner] = fine.emission
+            background[band] *= fine.exclusion
+        shadow[rows, cols] *= coarse_shadow
+        emission[rows, cols] += coarse_emission
     depth = max(0.0, scene.tissue.surface_z_um - view.focus_um)
     scale = math.exp(-depth / optics.attenuation_length_um)
     illumination = _illumination(
