@@ -108,6 +108,8 @@ FAST = register_localiser(
         val_frames=500,
         plateau_patience=3,
         weight_decay=1e-4,
+        fully_convolutional=True,
+        tile_px=1024,
         description="Real-time default: MobileNetV3-small heatmap at stride 4 + offset refinement.",
     )
 )

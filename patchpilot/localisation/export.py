@@ -69,11 +69,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
             buffer,  # type: ignore[arg-type]  # file-like objects are accepted
             input_names=["image"],
             output_names=["tips_px", "presence_logit"],
-            dynamic_axes={
-                "image": {0: "batch"},
-                "tips_px": {0: "batch"},
-                "presence_logit": {0: "batch"},
-            },
+            dynamic_axes=_dynamic_axes(model.preset.fully_convolutional),
             opset_version=OPSET,
             dynamo=False,
         )
@@ -88,6 +84,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out))
     return out
+
+
+def _dynamic_axes(fully_convolutional: bool) -> dict[str, dict[int, str]]:
+    image = {0: "batch", 2: "rows", 3: "cols"} if fully_convolutional else {0: "batch"}
+    return {"image": image, "tips_px": {0: "batch"}, "presence_logit": {0: "batch"}}
 
 
 def matching_onnx(checkpoint: str | Path) -> Path | None:

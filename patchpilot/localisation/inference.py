@@ -33,11 +33,19 @@ from patchpilot.localisation.presets import LocaliserPreset
 from patchpilot.localisation.tiling import TileGrid, merge_detections
 from patchpilot.types import TipDetection
 
-__all__ = ["WEIGHTS_DIR", "Localiser", "PreparedFrame"]
+__all__ = ["WEIGHTS_DIR", "Inference", "Localiser", "PreparedFrame"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_WEIGHTS = "fast"
 Backend = Literal["auto", "torch", "onnx"]
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Detections per frame and, when asked for, heatmaps per frame ((T, h, w) or None)."""
+
+    detections: list[list[TipDetection]]
+    heatmaps: list[NDArray[np.float32] | None]
 
 
 @dataclass(frozen=True)
@@ -198,10 +206,13 @@ class Localiser:
         """:meth:`localise` for several frames in one network call; ``last_latency_ms`` is the
         whole call's wall time."""
         start = time.perf_counter()
-        sizes = (
-            [pixel_size_um] * len(frames)
-            if isinstance(pixel_size_um, (int, float))
-            else list(pixel_size_um)
+        is_many = isinstance(pixel_size_um, (Sequence, np.ndarray)) and not isinstance(
+            pixel_size_um, str
+        )
+        sizes: list[Any] = (
+            list(pixel_size_um)  # type: ignore[arg-type]
+            if is_many
+            else [pixel_size_um] * len(frames)
         )
         if len(sizes) != len(frames):
             raise LocaliserError(f"{len(frames)} frames but {len(sizes)} pixel sizes")
@@ -209,41 +220,73 @@ class Localiser:
             self.prepare(frame, size, name=f"frame {i}" if len(frames) > 1 else "frame")
             for i, (frame, size) in enumerate(zip(frames, sizes, strict=True))
         ]
-        if not prepared:
-            return []
-        tiles = np.concatenate([p.tiles for p in prepared])[:, None]
-        tips, presence = self.run_tiles(tiles)
-        results = []
-        first = 0
-        for p in prepared:
-            count = len(p.tiles)
-            results.append(
-                self._collect(p, tips[first : first + count], presence[first : first + count])
-            )
-            first += count
+        results = self.infer(prepared).detections
         self.last_latency_ms = (time.perf_counter() - start) * 1e3
         return results
 
+    def infer(self, prepared: Sequence[PreparedFrame], with_heatmap: bool = False) -> Inference:
+        """Run prepared frames through the network in one batch (exposed for evaluation).
+
+        ``with_heatmap`` also returns each frame's (T, h, w) heatmap probabilities when the
+        network has a heatmap (computed with torch even under ONNX Runtime).
+        """
+        if not prepared:
+            return Inference([], [])
+        # Frames whose tiles share a shape go through the network together.
+        outputs: dict[int, tuple[Any, Any, Any]] = {}
+        for shape in {p.grid.shape for p in prepared}:
+            members = [i for i, p in enumerate(prepared) if p.grid.shape == shape]
+            tiles = np.concatenate([prepared[i].tiles for i in members])[:, None]
+            tips, presence, heatmap = self.run_tiles(tiles, with_heatmap=with_heatmap)
+            first = 0
+            for i in members:
+                last = first + len(prepared[i].tiles)
+                heat = None if heatmap is None else heatmap[first:last]
+                outputs[i] = (tips[first:last], presence[first:last], heat)
+                first = last
+        detections = [
+            self._collect(p, outputs[i][0], outputs[i][1]) for i, p in enumerate(prepared)
+        ]
+        return Inference(detections, [outputs[i][2] for i in range(len(prepared))])
+
     def prepare(self, frame: Any, pixel_size_um: float, name: str = "frame") -> PreparedFrame:
-        """Check, resample, normalise and tile one frame (exposed for evaluation)."""
+        """Check, resample, normalise and tile one frame (exposed for evaluation).
+
+        Raises
+        ------
+        LocaliserError
+            As :meth:`localise`.
+        """
         image = check_frame(frame, name)
         size_um = check_pixel_size(pixel_size_um)
         scaled, scale = rescale_to_model(image, size_um, self.pixel_size_um)
         scaled = normalise(scaled, self.preset.normalisation)
-        side = self.preset.input_size_px
-        grid = TileGrid.for_shape(scaled.shape[0], scaled.shape[1], side, self.min_overlap_px)
+        preset = self.preset
+        side = preset.tile_px or preset.input_size_px
+        multiple = 32 if preset.fully_convolutional else None
+        rows, cols = scaled.shape
+        grid = TileGrid.for_shape(rows, cols, side, self.min_overlap_px, multiple)
         return PreparedFrame(grid.cut(scaled), grid, scale, size_um)
 
     def run_tiles(
-        self, tiles: NDArray[np.float32]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Network on a (T, 1, S, S) stack: tips (T, K, 2) in tile pixels, presence logits."""
+        self, tiles: NDArray[np.float32], with_heatmap: bool = False
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32] | None]:
+        """Network on a (T, 1, S, S) stack: tips (T, K, 2) in tile pixels, presence logits
+        (T, K), and (T, h, w) heatmap probabilities if asked for and available."""
+        tensor = torch.from_numpy(np.ascontiguousarray(tiles))
+        heatmap: NDArray[np.float32] | None = None
         if self._session is not None:
             tips, presence = self._session.run(None, {"image": np.ascontiguousarray(tiles)})
-            return np.asarray(tips, np.float64), np.asarray(presence, np.float64)
+            if with_heatmap:
+                with torch.inference_mode():
+                    logit = self.model(tensor).heatmap_logit
+                heatmap = None if logit is None else torch.sigmoid(logit)[:, 0].numpy()
+            return np.asarray(tips, np.float64), np.asarray(presence, np.float64), heatmap
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(tiles)))
-        return out.tips_px.double().numpy(), out.presence_logit.double().numpy()
+            out = self.model(tensor)
+        if with_heatmap and out.heatmap_logit is not None:
+            heatmap = torch.sigmoid(out.heatmap_logit)[:, 0].float().numpy()
+        return out.tips_px.double().numpy(), out.presence_logit.double().numpy(), heatmap
 
     def _collect(
         self, prepared: PreparedFrame, tips: NDArray[np.float64], presence: NDArray[np.float64]

@@ -76,6 +76,11 @@ class LocaliserPreset:
     """Epochs without validation improvement before the learning rate halves."""
     weight_decay: float = 0.0
     presence_threshold: float = 0.5
+    fully_convolutional: bool = False
+    """True: the network takes any size that is a multiple of 32, so frames up to
+    ``tile_px`` run whole instead of being cut into ``input_size_px`` tiles."""
+    tile_px: int | None = None
+    """Tile side at inference (None: ``input_size_px``)."""
     description: str = ""
     extra: tuple[tuple[str, Any], ...] = field(default=())
     """Free-form settings for architectures added later (kept in checkpoints)."""

@@ -38,15 +38,28 @@ class TileGrid:
     tile: int
     ys: tuple[int, ...]
     xs: tuple[int, ...]
+    shape: tuple[int, int]
+    """(rows, columns) of every cut tile, padding included."""
 
     @classmethod
-    def for_shape(cls, rows: int, cols: int, tile: int, min_overlap: int) -> TileGrid:
+    def for_shape(
+        cls, rows: int, cols: int, tile: int, min_overlap: int, multiple: int | None = None
+    ) -> TileGrid:
+        """Tiles of ``tile`` px; with ``multiple`` (fully convolutional networks) a frame
+        smaller than a tile is padded only up to the next multiple of it, not to a tile."""
+
+        def padded(length: int) -> int:
+            if multiple is None or length >= tile:
+                return tile
+            return -(-length // multiple) * multiple
+
         return cls(
             rows,
             cols,
             tile,
             tuple(tile_starts(rows, tile, min_overlap)),
             tuple(tile_starts(cols, tile, min_overlap)),
+            (padded(rows), padded(cols)),
         )
 
     @property
@@ -55,8 +68,8 @@ class TileGrid:
         return [(x, y) for y in self.ys for x in self.xs]
 
     def cut(self, image: NDArray[np.float32], pad_value: float = 0.0) -> NDArray[np.float32]:
-        """(T, tile, tile) stack of tiles; beyond the frame the value is ``pad_value``."""
-        out = np.full((len(self.ys) * len(self.xs), self.tile, self.tile), pad_value, np.float32)
+        """(T, *shape) stack of tiles; beyond the frame the value is ``pad_value``."""
+        out = np.full((len(self.ys) * len(self.xs), *self.shape), pad_value, np.float32)
         for i, (x0, y0) in enumerate(self.origins):
             window = image[y0 : y0 + self.tile, x0 : x0 + self.tile]
             out[i, : window.shape[0], : window.shape[1]] = window

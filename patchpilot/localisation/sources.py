@@ -1,0 +1,139 @@
+"""Where labelled frames come from: the simulator (split by scene family) or COCO keypoints.
+
+Simulated sets are rendered once with :func:`patchpilot.scene.render` from a
+:class:`patchpilot.scene.SceneSampler` split (disjoint seed ranges: train, val, test never
+share a scene family) and cached as ``.npz``; the cache name holds the split, the seed range,
+the scene settings and a fingerprint of the renderer's source, so a changed renderer never
+reuses stale frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from patchpilot.localisation._errors import LocaliserError
+from patchpilot.localisation.samples import SampleSet
+
+__all__ = ["DEFAULT_CACHE", "generator_version", "render_split", "simulated_set"]
+
+DEFAULT_CACHE = Path(os.environ.get("PATCHPILOT_CACHE", Path.home() / ".cache" / "patchpilot"))
+
+Rendered = tuple[NDArray[np.uint16], float, NDArray[np.float64], NDArray[np.float64], int]
+
+
+def generator_version() -> str:
+    """The scene package's declared version (if any) plus a hash of its source files."""
+    import patchpilot.scene as scene
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(scene.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    declared = getattr(scene, "GENERATOR_VERSION", getattr(scene, "__version__", "unversioned"))
+    return f"{declared}+{digest.hexdigest()[:12]}"
+
+
+def _render_one(args: tuple[str, int, tuple[tuple[str, Any], ...]]) -> Rendered:
+    from patchpilot.scene import SceneSampler, render
+
+    split, index, kwargs = args
+    sampler = SceneSampler(split, kwargs)
+    scene, noise = sampler.scene(index)
+    image, truth = render(scene, noise)
+    inside = [t for t in truth if t.in_frame]
+    tips = np.array([(t.x_px, t.y_px) for t in inside], dtype=np.float64).reshape(-1, 2)
+    z_um = np.array([t.z_offset_um for t in inside], dtype=np.float64)
+    return image, float(scene.view.pixel_size_um), tips, z_um, len(truth)
+
+
+def render_split(
+    split: str,
+    n: int,
+    *,
+    first: int = 0,
+    workers: int = 1,
+    scene_kwargs: dict[str, Any] | None = None,
+) -> SampleSet:
+    """Render scene families ``first .. first + n - 1`` of ``split``.
+
+    Parameters
+    ----------
+    split
+        ``"train"``, ``"val"`` or ``"test"`` (see ``patchpilot.scene.SPLIT_SEEDS``).
+    n
+        Number of frames (one per scene family).
+    first
+        Index of the first family within the split.
+    workers
+        Processes rendering in parallel.
+    scene_kwargs
+        Passed to ``patchpilot.scene.random_scene`` (pixel size range, pipette counts...).
+
+    Raises
+    ------
+    LocaliserError
+        Unknown split or a range beyond it.
+    """
+    from patchpilot.scene import SPLIT_SEEDS
+
+    if split not in SPLIT_SEEDS:
+        raise LocaliserError(f"unknown split {split!r}; use one of {sorted(SPLIT_SEEDS)}")
+    low, high = SPLIT_SEEDS[split]
+    if n < 1 or first < 0 or low + first + n > high:
+        raise LocaliserError(f"split {split!r} has no families {first}..{first + n - 1}")
+    kwargs = tuple(sorted((scene_kwargs or {}).items()))
+    jobs = [(split, first + i, kwargs) for i in range(n)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            rendered = list(pool.map(_render_one, jobs, chunksize=16))
+    else:
+        rendered = [_render_one(job) for job in jobs]
+    provenance = {
+        "source": "simulator",
+        "split": split,
+        "seed_range": [low + first, low + first + n],
+        "n_frames": n,
+        "scene_kwargs": dict(kwargs),
+        "generator_version": generator_version(),
+    }
+    return SampleSet(
+        images=[r[0] for r in rendered],
+        pixel_size_um=np.array([r[1] for r in rendered]),
+        tips_px=[r[2] for r in rendered],
+        n_pipettes=np.array([r[4] for r in rendered], dtype=np.int64),
+        provenance=provenance,
+        tips_z_um=[r[3] for r in rendered],
+    )
+
+
+def simulated_set(
+    split: str,
+    n: int,
+    *,
+    first: int = 0,
+    workers: int = 1,
+    scene_kwargs: dict[str, Any] | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+) -> SampleSet:
+    """:func:`render_split`, read from / written to ``cache_dir`` (None: no cache)."""
+    if cache_dir is None:
+        return render_split(split, n, first=first, workers=workers, scene_kwargs=scene_kwargs)
+    key = json.dumps(
+        [split, first, n, sorted((scene_kwargs or {}).items()), generator_version()],
+        default=str,
+    )
+    name = f"{split}-{first}-{n}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    path = Path(cache_dir) / name
+    if path.is_file():
+        return SampleSet.load(path)
+    samples = render_split(split, n, first=first, workers=workers, scene_kwargs=scene_kwargs)
+    samples.save(path)
+    return samples
