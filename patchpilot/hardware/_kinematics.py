@@ -6,12 +6,12 @@ Pure functions of numbers; no clocks, no devices.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["TrapezoidProfile", "mounting_matrix", "plan_trapezoid"]
+__all__ = ["MotionSegment", "TrapezoidProfile", "mounting_matrix", "plan_trapezoid"]
 
 FloatArray = NDArray[np.float64]
 
@@ -106,3 +106,75 @@ def mounting_matrix(
     scale = np.diag(np.asarray(axis_scale, dtype=np.float64))
     matrix: FloatArray = rot_z @ rot_y @ rot_x @ shear @ scale
     return matrix
+
+
+@dataclass(frozen=True)
+class MotionSegment:
+    """One commanded straight motion from rest at ``start_um`` toward ``target_um`` (µm).
+
+    ``profile`` covers all but the last ``creep_um``, which creeps in exponentially during
+    ``settle_s``. Optional modifiers: braking at full deceleration from ``brake_at_s``, an
+    instant halt at ``halted_at_s``, axes frozen at fixed values (stalled).
+    """
+
+    start_s: float
+    start_um: FloatArray
+    target_um: FloatArray
+    direction: FloatArray
+    profile: TrapezoidProfile
+    creep_um: float
+    settle_s: float
+    physical_start_um: FloatArray
+    brake_at_s: float | None = None
+    halted_at_s: float | None = None
+    frozen_um: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def _ramp_end_s(self) -> float:
+        return self.start_s + self.profile.duration_s
+
+    def end_s(self) -> float:
+        """When the device stops reporting busy (inf while an axis is stalled)."""
+        if self.halted_at_s is not None:
+            return self.halted_at_s
+        if self.brake_at_s is not None:
+            if self.brake_at_s >= self._ramp_end_s:
+                return self.brake_at_s
+            speed = self.profile.speed_at(self.brake_at_s - self.start_s)
+            return self.brake_at_s + speed / self.profile.accel_um_s2
+        if self.frozen_um:
+            return math.inf
+        return self._ramp_end_s + self.settle_s
+
+    def _path_um(self, t_s: float) -> float:
+        tau = t_s - self.start_s
+        if self.brake_at_s is not None and t_s > self.brake_at_s:
+            brake_tau = self.brake_at_s - self.start_s
+            if self.brake_at_s >= self._ramp_end_s:
+                return self._path_um(self.brake_at_s)
+            speed = self.profile.speed_at(brake_tau)
+            dt = min(t_s - self.brake_at_s, speed / self.profile.accel_um_s2)
+            return (
+                self.profile.distance_at(brake_tau)
+                + speed * dt
+                - 0.5 * self.profile.accel_um_s2 * dt * dt
+            )
+        if tau <= self.profile.duration_s:
+            return self.profile.distance_at(tau)
+        creep_s = tau - self.profile.duration_s
+        if creep_s >= self.settle_s or self.settle_s == 0.0:
+            return self.profile.distance_um + self.creep_um
+        fraction = 1.0 - math.exp(-4.0 * creep_s / self.settle_s)
+        return self.profile.distance_um + self.creep_um * fraction
+
+    def commanded_at(self, t_s: float) -> FloatArray:
+        """Encoder position (µm) at ``t_s`` (no noise)."""
+        if self.halted_at_s is not None:
+            t_s = min(t_s, self.halted_at_s)
+        settled = self.halted_at_s is None and self.brake_at_s is None and not self.frozen_um
+        if settled and t_s >= self.end_s():
+            return self.target_um.copy()
+        position = self.start_um + self.direction * self._path_um(t_s)
+        for axis, value in self.frozen_um.items():
+            position[axis] = value
+        return position

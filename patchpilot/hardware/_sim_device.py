@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from patchpilot.clock import Clock
 from patchpilot.config import SimulatedDriverConfig
-from patchpilot.hardware._kinematics import TrapezoidProfile, mounting_matrix, plan_trapezoid
+from patchpilot.hardware._kinematics import MotionSegment, mounting_matrix, plan_trapezoid
 from patchpilot.types import pipette_axis
 
 __all__ = ["DeviceLinkError", "SimFault", "SimulatedDevice"]
@@ -67,73 +67,6 @@ class _Fault:
     kind: SimFault
     axis: int
     offset_um: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """One commanded motion, from rest at ``start_um`` toward ``target_um``."""
-
-    start_s: float
-    start_um: FloatArray
-    target_um: FloatArray
-    direction: FloatArray
-    profile: TrapezoidProfile
-    creep_um: float
-    settle_s: float
-    physical_start_um: FloatArray
-    brake_at_s: float | None = None
-    halted_at_s: float | None = None
-    frozen_um: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def _ramp_end_s(self) -> float:
-        return self.start_s + self.profile.duration_s
-
-    def end_s(self) -> float:
-        """When the device stops reporting busy (inf while an axis is stalled)."""
-        if self.halted_at_s is not None:
-            return self.halted_at_s
-        if self.brake_at_s is not None:
-            if self.brake_at_s >= self._ramp_end_s:
-                return self.brake_at_s
-            speed = self.profile.speed_at(self.brake_at_s - self.start_s)
-            return self.brake_at_s + speed / self.profile.accel_um_s2
-        if self.frozen_um:
-            return math.inf
-        return self._ramp_end_s + self.settle_s
-
-    def _path_um(self, t_s: float) -> float:
-        tau = t_s - self.start_s
-        if self.brake_at_s is not None and t_s > self.brake_at_s:
-            brake_tau = self.brake_at_s - self.start_s
-            if self.brake_at_s >= self._ramp_end_s:
-                return self._path_um(self.brake_at_s)
-            speed = self.profile.speed_at(brake_tau)
-            dt = min(t_s - self.brake_at_s, speed / self.profile.accel_um_s2)
-            return (
-                self.profile.distance_at(brake_tau)
-                + speed * dt
-                - 0.5 * self.profile.accel_um_s2 * dt * dt
-            )
-        if tau <= self.profile.duration_s:
-            return self.profile.distance_at(tau)
-        creep_s = tau - self.profile.duration_s
-        if creep_s >= self.settle_s or self.settle_s == 0.0:
-            return self.profile.distance_um + self.creep_um
-        fraction = 1.0 - math.exp(-4.0 * creep_s / self.settle_s)
-        return self.profile.distance_um + self.creep_um * fraction
-
-    def commanded_at(self, t_s: float) -> FloatArray:
-        """Encoder position (µm) at ``t_s`` (no noise)."""
-        if self.halted_at_s is not None:
-            t_s = min(t_s, self.halted_at_s)
-        settled = self.halted_at_s is None and self.brake_at_s is None and not self.frozen_um
-        if settled and t_s >= self.end_s():
-            return self.target_um.copy()
-        position = self.start_um + self.direction * self._path_um(t_s)
-        for axis, value in self.frozen_um.items():
-            position[axis] = value
-        return position
 
 
 class SimulatedDevice:
@@ -190,7 +123,7 @@ class SimulatedDevice:
         self._drift_um_s = np.asarray(config.drift_um_per_min, dtype=np.float64) / 60.0
         self._born_s = clock.now()
         rest = self._initial_um.copy()
-        self._segments: list[_Segment] = [self._rest_segment(self._born_s, rest, rest)]
+        self._segments: list[MotionSegment] = [self._rest_segment(self._born_s, rest, rest)]
         self._faults: list[_Fault] = []
         self._read_offset_um = np.zeros(self.n_axes)
         self._link_down = False
@@ -251,7 +184,7 @@ class SimulatedDevice:
             profile = plan_trapezoid(
                 distance - creep, speed_um_s, self.config.max_acceleration_um_s2
             )
-            segment = _Segment(
+            segment = MotionSegment(
                 start_s, start, target, direction, profile, creep, self.config.settle_s, physical
             )
             self._segments = [s for s in self._segments if s.start_s < start_s] + [segment]
@@ -369,8 +302,10 @@ class SimulatedDevice:
             raise DeviceLinkError(_LINK_ERROR)
         return now
 
-    def _rest_segment(self, t_s: float, position: FloatArray, physical: FloatArray) -> _Segment:
-        return _Segment(
+    def _rest_segment(
+        self, t_s: float, position: FloatArray, physical: FloatArray
+    ) -> MotionSegment:
+        return MotionSegment(
             t_s,
             position.copy(),
             position.copy(),
@@ -381,14 +316,14 @@ class SimulatedDevice:
             physical.copy(),
         )
 
-    def _segment_at(self, t_s: float) -> _Segment:
+    def _segment_at(self, t_s: float) -> MotionSegment:
         current = self._segments[0]
         for segment in self._segments:
             if segment.start_s <= t_s:
                 current = segment
         return current
 
-    def _replace(self, old: _Segment, new: _Segment) -> None:
+    def _replace(self, old: MotionSegment, new: MotionSegment) -> None:
         self._segments = [new if s is old else s for s in self._segments]
 
     def _catch_up(self, now: float) -> None:
@@ -419,7 +354,7 @@ class SimulatedDevice:
             if at_s < segment.end_s():
                 self._replace(segment, replace(segment, halted_at_s=at_s))
 
-    def _physical(self, segment: _Segment, t_s: float) -> FloatArray:
+    def _physical(self, segment: MotionSegment, t_s: float) -> FloatArray:
         commanded = segment.commanded_at(t_s)
         physical: FloatArray = np.clip(
             segment.physical_start_um,
@@ -428,7 +363,7 @@ class SimulatedDevice:
         )
         return physical
 
-    def _tip_at(self, t_s: float, segment: _Segment | None = None) -> FloatArray:
+    def _tip_at(self, t_s: float, segment: MotionSegment | None = None) -> FloatArray:
         physical = self._physical(segment or self._segment_at(t_s), t_s)
         moved = physical - self._initial_um
         tip: FloatArray = self._origin_um + self._mounting @ moved[:3]
