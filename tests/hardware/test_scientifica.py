@@ -183,9 +183,12 @@ def test_a_short_move_is_resent_then_failed_clearly(
     assert handle.wait(5.0) is MoveStatus.FINISHED, handle.reason
     assert len(_sent(sim, "ABS")) == 2
     sim.short_moves(10, fraction=0.0)
+    sim.limit_bits = 0b10  # X high end
     handle = opened.move_to([200.0, 0.0, 0.0], 1000.0)
     assert handle.wait(10.0) is MoveStatus.FAILED
-    assert handle.reason == "stopped 100.00 µm from the target after 3 attempts"
+    assert handle.reason == (
+        "stopped 100.00 µm from the target after 3 attempts; limit switch engaged: X high"
+    )
 
 
 def test_slow_moves_go_stepwise(sim: ScientificaSimulator, opened: ScientificaManipulator) -> None:

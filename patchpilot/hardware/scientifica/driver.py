@@ -288,10 +288,24 @@ class ScientificaManipulator(Manipulator):
             if attempt == _ATTEMPTS:
                 raise _MoveEnded(
                     MoveStatus.FAILED,
-                    f"stopped {miss_um:.2f} µm from the target after {_ATTEMPTS} attempts",
+                    f"stopped {miss_um:.2f} µm from the target after {_ATTEMPTS} attempts"
+                    + self._limit_note(),
                 )
             self.log.record(EventKind.INFO, self.name, "move missed; resending", miss_um=miss_um)
             self._send_abs(token, target, speed_um_s)
+
+    def _limit_note(self) -> str:
+        """Which limit switches are engaged, if the controller says (best effort)."""
+        try:
+            bits = self._wire.limit_switches()
+        except CommunicationError:
+            return ""
+        engaged = [
+            f"{'XYZ'[bit // 2]} {'high' if bit % 2 else 'low'}"
+            for bit in range(6)
+            if bits >> bit & 1
+        ]
+        return f"; limit switch engaged: {', '.join(engaged)}" if engaged else ""
 
     def _miss_um(self, handle: MoveHandle, target: np.ndarray, deadline_s: float) -> float:
         position = self._tolerant(handle, deadline_s, self._wire.position_um)

@@ -70,6 +70,8 @@ class ScientificaSimulator:
         self.received: list[str] = []
         """Every command received at the right baud rate, in order."""
         self.description = "PatchStar sim"
+        self.limit_bits = 0
+        """What ``limits`` answers (bit 2*axis low end, 2*axis+1 high end)."""
         self._lock = threading.Lock()
         self._speed_um_s = 1000.0
         self._accel_um_s2 = 5000.0
@@ -258,7 +260,7 @@ class ScientificaSimulator:
         if command == "USTEP X" and v3:
             return f"{10240 / scale:.0f}"
         if command == "limits":
-            return "0"
+            return str(self.limit_bits)
         if command == "type":
             return "3.05" if v3 else "1.05"
         if command == "DATE":
