@@ -11,7 +11,6 @@ pipette was changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -155,7 +154,7 @@ def review_calibration(
     calibration: Calibration,
     history: CalibrationHistory,
     safety: SafetyConfig,
-    reference_um: Sequence[float] | None = None,
+    reference_um: ArrayLike | None = None,
 ) -> Review:
     """Accept, refuse, or ask the operator about a new calibration.
 

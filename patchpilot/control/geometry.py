@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from patchpilot.config import PipetteConfig, SoftLimits
+from patchpilot.config import MicroscopeConfig, PipetteConfig, SoftLimits
 from patchpilot.types import pipette_axis
 
 __all__ = [
+    "FieldOfView",
     "GeometryError",
     "ManipulatorTransform",
     "PipetteGeometry",
@@ -238,3 +239,37 @@ class PipetteGeometry:
         """Length (µm) of the part of a sample displacement perpendicular to the axis."""
         step = np.asarray(step_um, dtype=np.float64)
         return float(np.linalg.norm(step - (step @ self.axis) * self.axis))
+
+
+@dataclass(frozen=True)
+class FieldOfView:
+    """The part of the sample frame the camera sees (x, y in µm)."""
+
+    center_um: tuple[float, float]
+    width_um: float
+    height_um: float
+
+    @classmethod
+    def from_microscope(cls, microscope: MicroscopeConfig) -> FieldOfView:
+        return cls(
+            microscope.stage_position_um,
+            microscope.frame_width_px * microscope.pixel_size_um,
+            microscope.frame_height_px * microscope.pixel_size_um,
+        )
+
+    def contains(self, point_um: ArrayLike, margin_um: float = 0.0) -> bool:
+        """Whether ``point_um``'s x, y lies at least ``margin_um`` inside the field."""
+        x, y = (float(v) for v in np.asarray(point_um, dtype=np.float64).reshape(-1)[:2])
+        return (
+            abs(x - self.center_um[0]) <= self.width_um / 2.0 - margin_um
+            and abs(y - self.center_um[1]) <= self.height_um / 2.0 - margin_um
+        )
+
+    def clamp(self, point_um: ArrayLike, margin_um: float = 0.0) -> Vector:
+        """``point_um`` with x, y moved (if needed) to ``margin_um`` inside the field."""
+        point = np.array(point_um, dtype=np.float64).reshape(-1)
+        half_x = max(self.width_um / 2.0 - margin_um, 0.0)
+        half_y = max(self.height_um / 2.0 - margin_um, 0.0)
+        point[0] = np.clip(point[0], self.center_um[0] - half_x, self.center_um[0] + half_x)
+        point[1] = np.clip(point[1], self.center_um[1] - half_y, self.center_um[1] + half_y)
+        return point

@@ -28,11 +28,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from patchpilot.config import SafetyConfig
 from patchpilot.control.bodies import body_distance_um, pipette_body, tissue_part, zone_body
-from patchpilot.control.geometry import ManipulatorTransform, PipetteGeometry, as_point
+from patchpilot.control.geometry import (
+    FieldOfView,
+    ManipulatorTransform,
+    PipetteGeometry,
+    as_point,
+)
 
 __all__ = [
     "CHECKPOINT_HEIGHT_UM",
     "ON_LINE_TOLERANCE_UM",
+    "VIEW_MARGIN_UM",
     "Phase",
     "PipettePlan",
     "PlanError",
@@ -50,6 +56,8 @@ CHECKPOINT_HEIGHT_UM = 15.0
 """Height above the surface, on the target line, where the tip is measured before it enters."""
 ON_LINE_TOLERANCE_UM = 3.0
 """A tip this close to the target line (perpendicular, µm) may continue along it."""
+VIEW_MARGIN_UM = 12.0
+"""Checkpoints and targets must lie this far inside the field of view to be measured."""
 _SAME_POINT_UM = 0.05
 
 
@@ -63,6 +71,9 @@ class WaypointReason(str, Enum):
     RETRACT_AXIAL = "retract along the pipette axis to the safe height"
     LATERAL_ABOVE_LINE = "move laterally at the safe height onto the line through the target"
     DESCEND_TO_CHECKPOINT = "descend along the axis to the checkpoint above the surface"
+    DESCEND_TO_MEASURE_POINT = "descend to where the tip is seen, above the surface"
+    RETURN_TO_LINE = "move at the checkpoint height onto the line through the target"
+    MEASURE_HERE = "hold here while the tip is measured, above the surface"
     DESCEND_TO_SURFACE = "descend along the axis to the tissue surface"
     DESCEND_TO_APPROACH_START = "descend along the axis to the approach start"
     ADVANCE_TO_STANDOFF = "advance slowly along the axis to the standoff point"
@@ -177,38 +188,27 @@ def plan_retract(
 ) -> PipettePlan:
     """Back out along the pipette axis until the tip is at the safe height (or stay put)."""
     start = as_point(start_um, f"{geometry.name} tip position")
-    waypoints = tuple(_retract_waypoints(geometry, start, safety, Phase.RETRACT))
-    return PipettePlan(geometry.name, start, waypoints)
+    surface = safety.tissue_surface_z_um
+    waypoints = _retract_waypoints(
+        geometry, start, surface + safety.safe_height_um, surface, Phase.RETRACT
+    )
+    return PipettePlan(geometry.name, start, tuple(waypoints))
 
 
 def _retract_waypoints(
-    geometry: PipetteGeometry, start: Vector, safety: SafetyConfig, phase: Phase
+    geometry: PipetteGeometry, start: Vector, safe_z: float, surface: float, phase: Phase
 ) -> list[Waypoint]:
-    surface = safety.tissue_surface_z_um
-    safe_z = surface + safety.safe_height_um
+    """Back out along the axis until the tip is at ``safe_z`` (none when already above)."""
     if float(start[2]) >= safe_z - _SAME_POINT_UM:
         return []
     rise_per_um = -float(geometry.axis[2])  # backing out raises the tip this much per µm
-    points: list[tuple[Vector, WaypointReason]] = []
+    builder = _Builder(geometry, start, surface)
     if float(start[2]) < surface:  # leave the tissue slowly, then back out fast
         exit_point = start - geometry.axis * ((surface - float(start[2])) / rise_per_um)
-        points.append((exit_point, WaypointReason.RETRACT_AXIAL))
+        builder.add(WaypointReason.RETRACT_AXIAL, exit_point, phase)
     top = start - geometry.axis * ((safe_z - float(start[2])) / rise_per_um)
-    points.append((top, WaypointReason.RETRACT_AXIAL))
-    waypoints: list[Waypoint] = []
-    here = start
-    for point, reason in points:
-        waypoints.append(
-            Waypoint(
-                reason,
-                point,
-                _speed(geometry, here, point, surface),
-                phase,
-                min(float(here[2]), float(point[2])) < surface,
-            )
-        )
-        here = point
-    return waypoints
+    builder.add(WaypointReason.RETRACT_AXIAL, top, phase)
+    return builder.waypoints
 
 
 def plan_approach(
@@ -216,14 +216,34 @@ def plan_approach(
     start_um: ArrayLike,
     target_um: ArrayLike,
     safety: SafetyConfig,
+    *,
+    uncertainty_um: float = 0.0,
+    view: FieldOfView | None = None,
 ) -> PipettePlan:
     """The path from the tip's position to the standoff point before ``target_um``.
+
+    Parameters
+    ----------
+    geometry
+        The pipette.
+    start_um, target_um
+        Estimated tip now, and the target (sample frame, µm).
+    safety
+        Surface, safe height, approach distance.
+    uncertainty_um
+        How far the true tip may be from the estimate (µm): the checkpoint and the travel
+        height are raised by it, so an uncertain tip cannot touch the tissue before it has
+        been measured.
+    view
+        The camera's field; the checkpoint must lie in it to be measured. When the line's
+        checkpoint does not, the tip is measured at the nearest visible point at the same
+        height, then moves onto the line there (above the tissue).
 
     Raises
     ------
     PlanError
-        A non-finite position, or a target the pipette cannot reach along its axis from
-        above (the line through it never reaches the safe height).
+        A non-finite position, a target outside the field of view, or a target the pipette
+        cannot reach along its axis from above.
     """
     name = geometry.name
     try:
@@ -231,13 +251,21 @@ def plan_approach(
         target = as_point(target_um, f"{name} target")
     except ValueError as exc:
         raise PlanError(str(exc)) from None
+    if not (np.isfinite(uncertainty_um) and uncertainty_um >= 0):
+        raise PlanError(f"{name}: uncertainty {uncertainty_um} µm must be finite and >= 0")
     axis = geometry.axis
     surface = safety.tissue_surface_z_um
-    safe_z = surface + safety.safe_height_um
-    if float(target[2]) >= safe_z:
+    checkpoint_z = surface + CHECKPOINT_HEIGHT_UM + uncertainty_um
+    safe_z = surface + max(safety.safe_height_um, CHECKPOINT_HEIGHT_UM + uncertainty_um)
+    if view is not None and not view.contains(target, VIEW_MARGIN_UM):
         raise PlanError(
-            f"{name}: target z {float(target[2]):.1f} µm is at or above the safe height "
-            f"{safe_z:.1f} µm; nothing to approach"
+            f"{name}: target ({target[0]:.1f}, {target[1]:.1f}) µm lies outside the field of "
+            "view; the approach could not be watched"
+        )
+    if float(target[2]) >= checkpoint_z:
+        raise PlanError(
+            f"{name}: target z {float(target[2]):.1f} µm is above the checkpoint height "
+            f"{checkpoint_z:.1f} µm; nothing to approach"
         )
     sink = -float(axis[2])  # depth gained per µm along the axis
     if sink <= 0.05:
@@ -251,73 +279,87 @@ def plan_approach(
 
     standoff_behind = geometry.standoff_um
     top_behind = behind_at_height(safe_z)
-    stops: list[tuple[float, WaypointReason, bool]] = [
-        (standoff_behind, WaypointReason.ADVANCE_TO_STANDOFF, False)
+    checkpoint_behind = behind_at_height(checkpoint_z)
+    checkpoint = on_line(checkpoint_behind)
+    visible = view is None or view.contains(checkpoint, VIEW_MARGIN_UM)
+    # Stops along the line below the checkpoint, deepest last.
+    inside: list[tuple[float, WaypointReason]] = [
+        (standoff_behind, WaypointReason.ADVANCE_TO_STANDOFF)
     ]
-    checkpoint_behind = behind_at_height(surface + CHECKPOINT_HEIGHT_UM)
-    if checkpoint_behind > standoff_behind:
-        stops.append((checkpoint_behind, WaypointReason.DESCEND_TO_CHECKPOINT, True))
     approach_behind = max(safety.approach_distance_um, standoff_behind)
-    if approach_behind < top_behind:
-        stops.append((approach_behind, WaypointReason.DESCEND_TO_APPROACH_START, False))
+    if approach_behind < checkpoint_behind:
+        inside.append((approach_behind, WaypointReason.DESCEND_TO_APPROACH_START))
     surface_behind = behind_at_height(surface)
     if standoff_behind < surface_behind < checkpoint_behind:
-        stops.append((surface_behind, WaypointReason.DESCEND_TO_SURFACE, False))
-    stops.sort(key=lambda stop: -stop[0])
+        inside.append((surface_behind, WaypointReason.DESCEND_TO_SURFACE))
+    inside.sort(key=lambda stop: -stop[0])
 
+    builder = _Builder(geometry, start, surface)
     along, off_line = _line_parameter(start, target, axis)
-    resume = off_line <= ON_LINE_TOLERANCE_UM and standoff_behind - 0.5 <= along <= top_behind
-    waypoints: list[Waypoint] = []
-    here = start
-    phase = Phase.TRAVEL
-    if resume:
-        if along < checkpoint_behind:
-            phase = Phase.INSERT  # already past the checkpoint: carry on inside
-        stops = [stop for stop in stops if stop[0] < along - _SAME_POINT_UM]
+    on_the_line = off_line <= ON_LINE_TOLERANCE_UM and standoff_behind - 0.5 <= along
+    if on_the_line and float(start[2]) < surface:
+        # Resuming inside the tissue: only forward along the line.
+        for behind, reason in inside:
+            if behind < along - _SAME_POINT_UM:
+                builder.add(reason, on_line(behind), Phase.INSERT)
+    elif on_the_line and visible and along <= top_behind:
+        # Resuming above the surface on the line: measure before entering.
+        if checkpoint_behind < along - _SAME_POINT_UM:
+            builder.add(WaypointReason.DESCEND_TO_CHECKPOINT, checkpoint, Phase.TRAVEL, True)
+        else:
+            builder.add(WaypointReason.MEASURE_HERE, start, Phase.TRAVEL, True)
+        for behind, reason in inside:
+            if behind < along - _SAME_POINT_UM:
+                builder.add(reason, on_line(behind), Phase.INSERT)
     else:
-        waypoints += _retract_waypoints(geometry, start, safety, Phase.TRAVEL)
-        here = waypoints[-1].position_um if waypoints else start
-        top = on_line(top_behind)
-        if float(here[2]) > safe_z + _SAME_POINT_UM:
-            # Above the safe height: go straight over, then down onto the line's top.
-            above = np.array([top[0], top[1], here[2]])
-            waypoints.append(
-                Waypoint(
-                    WaypointReason.LATERAL_ABOVE_LINE,
-                    above,
-                    geometry.fast_speed_um_s,
+        for waypoint in _retract_waypoints(geometry, start, safe_z, surface, Phase.TRAVEL):
+            builder.append(waypoint)
+        if visible:
+            builder.lateral_to(on_line(top_behind), safe_z)
+            if approach_behind > checkpoint_behind and approach_behind < top_behind:
+                builder.add(
+                    WaypointReason.DESCEND_TO_APPROACH_START,
+                    on_line(approach_behind),
                     Phase.TRAVEL,
-                    False,
                 )
-            )
-            here = above
-        waypoints.append(
-            Waypoint(
-                WaypointReason.LATERAL_ABOVE_LINE,
-                top,
-                geometry.fast_speed_um_s,
-                Phase.TRAVEL,
-                False,
-            )
-        )
-        here = top
-    for behind, reason, is_checkpoint in stops:
-        point = on_line(behind)
-        in_tissue = min(float(here[2]), float(point[2])) < surface
-        waypoints.append(
-            Waypoint(
-                reason,
-                point,
-                _speed(geometry, here, point, surface),
-                phase,
-                in_tissue,
-                checkpoint=is_checkpoint,
-            )
-        )
-        if is_checkpoint:
-            phase = Phase.INSERT
-        here = point
-    return PipettePlan(name, start, tuple(waypoints), target, on_line(standoff_behind))
+            builder.add(WaypointReason.DESCEND_TO_CHECKPOINT, checkpoint, Phase.TRAVEL, True)
+        else:
+            assert view is not None
+            measure_point = view.clamp(checkpoint, VIEW_MARGIN_UM)
+            builder.lateral_to(np.array([measure_point[0], measure_point[1], safe_z]), safe_z)
+            builder.add(WaypointReason.DESCEND_TO_MEASURE_POINT, measure_point, Phase.TRAVEL, True)
+            builder.add(WaypointReason.RETURN_TO_LINE, checkpoint, Phase.TRAVEL)
+        for behind, reason in inside:
+            builder.add(reason, on_line(behind), Phase.INSERT)
+    return PipettePlan(name, start, tuple(builder.waypoints), target, on_line(standoff_behind))
+
+
+class _Builder:
+    """Appends waypoints with speeds and in-tissue flags worked out from the previous one."""
+
+    def __init__(self, geometry: PipetteGeometry, start: Vector, surface_z_um: float) -> None:
+        self.geometry = geometry
+        self.here = start
+        self.surface = surface_z_um
+        self.waypoints: list[Waypoint] = []
+
+    def append(self, waypoint: Waypoint) -> None:
+        self.waypoints.append(waypoint)
+        self.here = waypoint.position_um
+
+    def add(
+        self, reason: WaypointReason, point: Vector, phase: Phase, checkpoint: bool = False
+    ) -> None:
+        in_tissue = min(float(self.here[2]), float(point[2])) < self.surface
+        speed = _speed(self.geometry, self.here, point, self.surface)
+        self.append(Waypoint(reason, point, speed, phase, in_tissue, checkpoint))
+
+    def lateral_to(self, point: Vector, cruise_z_um: float) -> None:
+        """Go over at the higher of the cruise height and the current height, then down."""
+        if float(self.here[2]) > cruise_z_um + _SAME_POINT_UM:
+            above = np.array([point[0], point[1], self.here[2]])
+            self.add(WaypointReason.LATERAL_ABOVE_LINE, above, Phase.TRAVEL)
+        self.add(WaypointReason.LATERAL_ABOVE_LINE, point, Phase.TRAVEL)
 
 
 def plan_move_to(
@@ -339,7 +381,7 @@ def plan_move_to(
             f"({surface:g} µm); only an approach may enter the tissue"
         )
     safe_z = surface + safety.safe_height_um
-    waypoints = _retract_waypoints(geometry, start, safety, Phase.RETRACT)
+    waypoints = _retract_waypoints(geometry, start, safe_z, surface, Phase.RETRACT)
     here = waypoints[-1].position_um if waypoints else start
     cruise_z = max(safe_z, float(here[2]), float(goal[2]))
     for point in (np.array([here[0], here[1], cruise_z]), np.array([goal[0], goal[1], cruise_z])):

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
 from patchpilot.types import Frame, TipDetection
@@ -155,7 +155,7 @@ class TipTracker:
         """Forget what was learnt (a new calibration, a manual move of unknown size)."""
         self._tracks[name] = _Track(np.asarray(offset_um, dtype=np.float64), sigma_um, sigma_um)
 
-    def set_offset(self, name: str, offset_um: Sequence[float], sigma_um: float) -> None:
+    def set_offset(self, name: str, offset_um: ArrayLike, sigma_um: float) -> None:
         """Set the offset from a 3-D measurement (a focus sweep and averaged positions)."""
         track = self._track(name)
         offset = np.asarray(offset_um, dtype=np.float64)

@@ -1,0 +1,393 @@
+"""Automatic calibration of one pipette: step its axes, find its tip, fit the transform.
+
+The procedure (blocking; every wait has a timeout):
+
+1. Find the tip: look for tips at focus levels spreading out from the expected depth, then
+   step the manipulator a little along its x axis. The tip that moved by about the step, where
+   the others stayed, is this pipette's: several visible tips do not confuse it.
+2. Visit a pattern of points around the start (centre, then plus and minus ``step_um`` on each
+   device axis), each approached from the same side so backlash is always taken up the same
+   way. At each point, find the tip near where the partial fit expects it, read its depth from
+   a focus sweep (sharpness peak) and its x, y from the median of a few detections.
+3. Fit the transform by least squares (``fit_axes``) and return it with its residuals; the
+   caller reviews it (``review_calibration``).
+
+The whole pattern stays within ``step_um + backlash_takeup_um`` of the start on each axis; the
+caller checks that this lies above the tissue and clear of the other pipettes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from patchpilot.control._protocol import Imaging
+from patchpilot.control.calibration import Calibration, CalibrationError, fit_axes
+from patchpilot.control.focus import FocusError, fit_focus_peak, sweep_positions, tip_sharpness
+from patchpilot.control.geometry import ManipulatorTransform
+from patchpilot.events import EventKind, EventLog
+from patchpilot.hardware import Manipulator, ManipulatorError, MoveStatus
+from patchpilot.types import Frame, TipDetection
+
+__all__ = ["CalibrationSettings", "TipMeasurement", "calibrate_pipette", "measure_tip_3d"]
+
+Vector = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Step sizes, sweeps and timeouts of the calibration (µm, s, µm/s).
+
+    Parameters
+    ----------
+    step_um
+        Distance of each pattern point from the centre along one device axis.
+    backlash_takeup_um
+        Every point is approached from this far below it on every axis (must exceed the
+        largest backlash).
+    wiggle_um
+        Step along device x used to tell this pipette's tip from the others.
+    search_half_range_um, search_step_um
+        Focus search for a tip that is not where it is expected.
+    sweep_half_range_um, sweep_step_um
+        Focus sweep for the tip's depth.
+    xy_frames
+        Detections averaged (median) for a tip's x, y.
+    speed_um_s
+        Speed of calibration moves.
+    move_timeout_s
+        Longest wait for one move.
+    """
+
+    step_um: float = 30.0
+    backlash_takeup_um: float = 25.0
+    wiggle_um: float = 12.0
+    search_half_range_um: float = 150.0
+    search_step_um: float = 5.0
+    sweep_half_range_um: float = 8.0
+    sweep_step_um: float = 1.0
+    xy_frames: int = 8
+    speed_um_s: float = 300.0
+    move_timeout_s: float = 10.0
+
+    @property
+    def lowest_drop_um(self) -> float:
+        """How far below its start the tip may go during the pattern (the z step, plus slack
+        for the search's focus step and a tilted z axis)."""
+        return self.step_um + self.search_step_um
+
+    @property
+    def reach_um(self) -> float:
+        """How far from its start any axis goes during the pattern."""
+        return self.step_um + self.backlash_takeup_um
+
+
+@dataclass(frozen=True)
+class TipMeasurement:
+    """A tip located in 3-D (sample µm) and how many detections its x, y rest on."""
+
+    position_um: Vector
+    detections: int
+
+
+def _sample_xy(frame: Frame, detection: TipDetection) -> Vector:
+    return np.asarray(frame.pixel_to_sample_um(detection.x_px, detection.y_px), dtype=np.float64)
+
+
+def _nearest(
+    frame: Frame,
+    detections: Sequence[TipDetection],
+    guess_xy: Vector,
+    radius_um: float,
+    exclude: Sequence[Vector] = (),
+) -> Vector | None:
+    best: Vector | None = None
+    best_distance = radius_um
+    for detection in detections:
+        xy = _sample_xy(frame, detection)
+        if any(float(np.linalg.norm(xy - other)) < 2.0 for other in exclude):
+            continue
+        distance = float(np.linalg.norm(xy - guess_xy))
+        if distance <= best_distance:
+            best, best_distance = xy, distance
+    return best
+
+
+def measure_tip_3d(
+    imaging: Imaging,
+    guess_um: Vector,
+    radius_um: float,
+    settings: CalibrationSettings,
+    exclude_xy: Sequence[Vector] = (),
+) -> TipMeasurement:
+    """Find the tip near ``guess_um`` and measure it in 3-D (blocking).
+
+    Raises
+    ------
+    CalibrationError
+        No tip within ``radius_um`` of the guess at any focus of the search, or a focus sweep
+        without a clear peak.
+    """
+    found_xy: Vector | None = None
+    found_focus = float(guess_um[2])
+    offsets = [0.0]
+    steps = int(settings.search_half_range_um // settings.search_step_um)
+    for k in range(1, steps + 1):
+        offsets += [k * settings.search_step_um, -k * settings.search_step_um]
+    for offset in offsets:
+        focus = float(guess_um[2]) + offset
+        for _ in range(2):
+            frame, detections = imaging.snap(focus)
+            found_xy = _nearest(frame, detections, guess_um[:2], radius_um, exclude_xy)
+            if found_xy is not None:
+                break
+        if found_xy is not None:
+            found_focus = focus
+            break
+    if found_xy is None:
+        raise CalibrationError(
+            f"no tip within {radius_um:.0f} µm of ({guess_um[0]:.1f}, {guess_um[1]:.1f}) µm "
+            f"at any focus within {settings.search_half_range_um:g} µm of {guess_um[2]:.1f} µm"
+        )
+    z_um = _sweep_depth(imaging, found_xy, found_focus, settings)
+    samples: list[Vector] = []
+    for _ in range(settings.xy_frames * 2):
+        frame, detections = imaging.snap(z_um)
+        xy = _nearest(frame, detections, found_xy, 4.0, exclude_xy)
+        if xy is not None:
+            samples.append(xy)
+        if len(samples) >= settings.xy_frames:
+            break
+    if not samples:
+        raise CalibrationError(f"the tip at {found_xy.round(1).tolist()} µm vanished at its focus")
+    xy_um = np.median(np.array(samples), axis=0)
+    return TipMeasurement(np.array([xy_um[0], xy_um[1], z_um]), len(samples))
+
+
+def _sweep_depth(
+    imaging: Imaging, xy_um: Vector, center_um: float, settings: CalibrationSettings
+) -> float:
+    """Depth of the tip at ``xy_um`` from a focus sweep; one re-centred retry."""
+    for _attempt in range(3):
+        focuses = sweep_positions(center_um, settings.sweep_half_range_um, settings.sweep_step_um)
+        sharpness = []
+        for focus in focuses:
+            frame, _ = imaging.snap(focus)
+            x_px, y_px = frame.sample_to_pixel(float(xy_um[0]), float(xy_um[1]))
+            try:
+                sharpness.append(tip_sharpness(frame.image, x_px, y_px))
+            except FocusError:
+                sharpness.append(math.nan)
+        try:
+            return fit_focus_peak(focuses, sharpness)
+        except FocusError as exc:
+            if "outside it" not in str(exc):
+                raise CalibrationError(f"focus sweep failed: {exc}") from None
+            peak = int(np.nanargmax(sharpness))
+            center_um = focuses[peak]
+    raise CalibrationError(f"focus sweep failed: no sharpness peak near {center_um:.1f} µm")
+
+
+class _Stepper:
+    """Moves one manipulator and waits, with a timeout, treating anything but FINISHED as fatal."""
+
+    def __init__(self, manipulator: Manipulator, settings: CalibrationSettings) -> None:
+        self.manipulator = manipulator
+        self.settings = settings
+
+    def go(self, target_um: Vector) -> None:
+        handle = self.manipulator.move_to(
+            [float(v) for v in target_um[:3]], self.settings.speed_um_s
+        )
+        status = handle.wait(self.settings.move_timeout_s)
+        if status is not MoveStatus.FINISHED:
+            if status is MoveStatus.PENDING:
+                self.manipulator.stop()
+            raise CalibrationError(
+                f"{self.manipulator.name}: calibration move ended {status.value} "
+                f"{handle.reason}".strip()
+            )
+
+    def go_backlash_free(self, target_um: Vector, approach: Vector) -> None:
+        self.go(target_um + approach)
+        self.go(target_um)
+
+    def here(self) -> Vector:
+        return np.asarray(self.manipulator.position_um()[:3], dtype=np.float64)
+
+
+def _identify(
+    imaging: Imaging,
+    stepper: _Stepper,
+    guess_um: Vector,
+    radius_um: float,
+    settings: CalibrationSettings,
+) -> tuple[Vector, list[Vector], float]:
+    """Find this pipette's tip among the visible ones by moving it.
+
+    Returns its x, y (µm), the x, y of the tips that did not move, and the focus used.
+    """
+    focus = float(guess_um[2])
+    offsets = [0.0]
+    steps = int(settings.search_half_range_um // settings.search_step_um)
+    for k in range(1, steps + 1):
+        offsets += [k * settings.search_step_um, -k * settings.search_step_um]
+    start = stepper.here()
+    for offset in offsets:
+        focus = float(guess_um[2]) + offset
+        before = _consistent(imaging, focus, guess_um[:2], radius_um)
+        if not before:
+            continue
+        stepper.go(start + np.array([settings.wiggle_um, 0.0, 0.0]))
+        after = _consistent(imaging, focus, guess_um[:2], radius_um + 2 * settings.wiggle_um)
+        stepper.go(start)
+        moved = [b for b in before if all(float(np.linalg.norm(b - a)) > 1.5 for a in after)]
+        arrived = [a for a in after if all(float(np.linalg.norm(a - b)) > 1.5 for b in before)]
+        pairs = [
+            (b, a)
+            for b in moved
+            for a in arrived
+            if 0.4 * settings.wiggle_um <= float(np.linalg.norm(a - b)) <= 2.5 * settings.wiggle_um
+        ]
+        if len(pairs) == 1:
+            tip = pairs[0][0]
+            static = [b for b in before if b is not tip]
+            return tip, static, focus
+        if len(pairs) > 1:
+            raise CalibrationError(
+                f"{stepper.manipulator.name}: {len(pairs)} tips moved with the pipette; "
+                "cannot tell which is its tip"
+            )
+    raise CalibrationError(
+        f"{stepper.manipulator.name}: no tip moved with the pipette within "
+        f"{settings.search_half_range_um:g} µm of focus {guess_um[2]:.1f} µm"
+    )
+
+
+def _consistent(
+    imaging: Imaging, focus: float, center_xy: Vector, radius_um: float
+) -> list[Vector]:
+    """Tips seen in at least two of three frames at ``focus`` within ``radius_um`` of a point."""
+    seen: list[list[Vector]] = []
+    for _ in range(3):
+        frame, detections = imaging.snap(focus)
+        points = [_sample_xy(frame, d) for d in detections]
+        seen.append([p for p in points if float(np.linalg.norm(p - center_xy)) <= radius_um])
+    clusters: list[list[Vector]] = []
+    for points in seen:
+        for point in points:
+            for cluster in clusters:
+                if float(np.linalg.norm(cluster[0] - point)) < 2.0:
+                    cluster.append(point)
+                    break
+            else:
+                clusters.append([point])
+    return [np.median(np.array(c), axis=0) for c in clusters if len(c) >= 2]
+
+
+def calibrate_pipette(
+    manipulator: Manipulator,
+    imaging: Imaging,
+    prior: ManipulatorTransform,
+    settings: CalibrationSettings | None = None,
+    *,
+    search_radius_um: float = 400.0,
+    min_z_um: float | None = None,
+    log: EventLog | None = None,
+) -> Calibration:
+    """Calibrate one pipette by stepping its axes and measuring its tip (blocking).
+
+    Parameters
+    ----------
+    manipulator
+        The pipette's manipulator, at a start position above the tissue.
+    imaging
+        Snapshots at a chosen focus.
+    prior
+        What is known so far (an earlier calibration, or the nominal mounting): used for the
+        first guess of where the tip is and which way each axis goes.
+    settings
+        Steps, sweeps and timeouts.
+    search_radius_um
+        How far (x, y) from the prior's guess the first tip may be.
+    min_z_um
+        Lowest sample z the pattern may bring the tip to (above the tissue); a tip found
+        lower is refused before the pattern starts.
+    log
+        Where progress is recorded.
+
+    Raises
+    ------
+    CalibrationError
+        The tip could not be found or identified, a move failed, or the fit failed. The
+        manipulator is returned to its start position when possible.
+    """
+    settings = settings or CalibrationSettings()
+    name = manipulator.name
+    stepper = _Stepper(manipulator, settings)
+    start = stepper.here()
+    guess = prior.to_sample(start)
+    if log is not None:
+        log.record(EventKind.CALIBRATION, name, "calibration started", start_um=start)
+    try:
+        tip_xy, static_xy, focus = _identify(imaging, stepper, guess, search_radius_um, settings)
+        if min_z_um is not None and focus - settings.lowest_drop_um < min_z_um:
+            raise CalibrationError(
+                f"{name}: tip found at z {focus:.1f} µm; the calibration pattern would take it "
+                f"below {min_z_um:.1f} µm (too close to the tissue); raise it first"
+            )
+        # Approach every point from the side that is "down" on each axis, per the prior.
+        approach = -settings.backlash_takeup_um * np.ones(3)
+        approach[2] = settings.backlash_takeup_um * math.copysign(1.0, prior.matrix[2, 2])
+        offsets = [np.zeros(3)]
+        for axis in range(3):
+            for sign in (1.0, -1.0):
+                step = np.zeros(3)
+                step[axis] = sign * settings.step_um
+                offsets.append(step)
+        device_points: list[Vector] = []
+        sample_points: list[Vector] = []
+        center = np.array([tip_xy[0], tip_xy[1], focus])
+        columns = prior.matrix.copy()  # replaced axis by axis as the pattern measures them
+        for offset in offsets:
+            stepper.go_backlash_free(start + offset, approach)
+            here = stepper.here()
+            expected = center + columns @ (here - (device_points[0] if device_points else here))
+            measured = measure_tip_3d(
+                imaging, expected, 0.6 * settings.step_um + 3.0, settings, static_xy
+            )
+            device_points.append(here)
+            sample_points.append(measured.position_um)
+            if len(sample_points) == 1:
+                center = measured.position_um
+            moved = here - device_points[0]
+            axis = int(np.argmax(np.abs(moved)))
+            if abs(float(moved[axis])) > 0.5 * settings.step_um:
+                columns[:, axis] = (measured.position_um - center) / float(moved[axis])
+        calibration = fit_axes(name, device_points, sample_points)
+    except (CalibrationError, ManipulatorError) as exc:
+        if log is not None:
+            log.record(EventKind.CALIBRATION, name, "calibration failed", reason=str(exc))
+        with contextlib.suppress(CalibrationError, ManipulatorError):
+            stepper.go(start)  # best effort: leave the pipette where it was
+        if isinstance(exc, CalibrationError):
+            raise
+        raise CalibrationError(f"{name}: {exc}") from exc
+    stepper.go(start)
+    if log is not None:
+        log.record(
+            EventKind.CALIBRATION,
+            name,
+            "calibration fitted",
+            rms_residual_um=calibration.rms_residual_um,
+            max_residual_um=calibration.max_residual_um,
+            residuals_um=calibration.residuals_um,
+            matrix=calibration.transform.matrix,
+            offset_um=calibration.transform.offset_um,
+        )
+    return calibration

@@ -1,0 +1,383 @@
+"""The coordinator: every pipette's machine, sequencing, the focus, pause, stop and overrides.
+
+``Coordinator.step(frame, detections)`` is the whole control loop for one frame (or, with no
+frame, one timer tick): read the manipulators, track the tips, pause pipettes whose frames
+have gone stale, hand the focus to the pipette that needs it, and let each pipette advance its
+plan as far as the schedule allows. It never blocks, so it runs the same way from a real-time
+thread (``RealClock``) and from a single-threaded stepped simulation (``SimClock``).
+
+Plans are made for all pipettes at once (``replan``) from where they are, and sequenced by
+``scheduling.schedule_moves``. A pipette under manual control or in fault is an obstacle: steps
+of other pipettes that would pass too close to it wait (or, if under way, are paused).
+The caller holds one lock around every call (``Controller`` does).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from transitions import EventData, Machine
+
+from patchpilot.clock import Clock
+from patchpilot.config import RigConfig
+from patchpilot.control._protocol import Imaging
+from patchpilot.control.geometry import FieldOfView
+from patchpilot.control.pipette import GoalKind, PipetteUnit
+from patchpilot.control.planning import (
+    PipettePlan,
+    PlanError,
+    check_plan,
+    plan_approach,
+    plan_move_to,
+    plan_retract,
+)
+from patchpilot.control.scheduling import MotionRequest, Schedule, Step, schedule_moves
+from patchpilot.control.states import (
+    COORDINATOR_TRANSITIONS,
+    PIPETTE_TRANSITIONS,
+    CoordinatorState,
+    PipetteState,
+)
+from patchpilot.control.tracking import Prediction, TipMatch, TipTracker
+from patchpilot.events import EventKind, EventLog
+from patchpilot.hardware import ManipulatorError, stop_all
+from patchpilot.types import Frame, TipDetection
+
+__all__ = ["VERIFIED_MARGIN_UM", "Coordinator"]
+
+VERIFIED_MARGIN_UM = 3.0
+"""Position uncertainty assumed after a checkpoint measured and corrected a tip (µm)."""
+
+_MOVING = (PipetteState.MOVING, PipetteState.APPROACHING, PipetteState.CORRECTING)
+_WATCHED = (PipetteState.APPROACHING, PipetteState.CORRECTING)
+
+
+class Coordinator:
+    """Machines, schedule and loop over all pipettes (see the module docstring)."""
+
+    state: CoordinatorState
+
+    def begin_calibration(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def end_calibration(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def start(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def finish(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def pause_all(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def resume_all(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def stop_all(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def rearm(self) -> bool: raise RuntimeError("unbound")  # fmt: skip
+
+    def __init__(
+        self,
+        config: RigConfig,
+        units: Mapping[str, PipetteUnit],
+        tracker: TipTracker,
+        imaging: Imaging,
+        log: EventLog,
+        clock: Clock,
+        on_transition: Callable[[str, str, str, str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.units = dict(units)
+        self.tracker = tracker
+        self.imaging = imaging
+        self.log = log
+        self.clock = clock
+        self.view = FieldOfView.from_microscope(config.microscope)
+        self.schedule: Schedule | None = None
+        self.blocked_by: dict[Step, str] = {}
+        self.focus_holder: str | None = None
+        self.last_frame_s: float | None = None
+        self.frame_period_s = 1.0 / config.microscope.frame_rate_hz
+        self.matches: dict[str, TipMatch] = {}
+        self._on_transition = on_transition
+        self.pipette_machine = Machine(
+            model=None,
+            states=PipetteState,
+            transitions=PIPETTE_TRANSITIONS,
+            initial=PipetteState.IDLE,
+            auto_transitions=False,
+            model_override=True,
+            send_event=True,
+            queued=True,
+            after_state_change=self._record_transition,
+        )
+        for unit in self.units.values():
+            self.pipette_machine.add_model(unit)
+        self.machine = Machine(
+            model=self,
+            states=CoordinatorState,
+            transitions=COORDINATOR_TRANSITIONS,
+            initial=CoordinatorState.IDLE,
+            auto_transitions=False,
+            model_override=True,
+            send_event=True,
+            queued=True,
+            after_state_change=self._record_transition,
+        )
+
+    def _record_transition(self, event: EventData) -> None:
+        model: Any = event.model
+        source = "coordinator" if model is self else str(model.name)
+        transition = event.transition
+        before = str(getattr(transition, "source", "?"))
+        after = str(getattr(transition, "dest", "?"))
+        self.log.record(
+            EventKind.TRANSITION,
+            source,
+            f"{before} -> {after}",
+            trigger=event.event.name,
+            source_state=before,
+            dest_state=after,
+        )
+        if self._on_transition is not None:
+            self._on_transition(source, event.event.name, before, after)
+
+    # -- the loop ----------------------------------------------------------------------
+    def step(self, frame: Frame | None, detections: list[TipDetection]) -> None:
+        """One pass of the control loop (see the module docstring)."""
+        now = self.clock.now()
+        self._read_positions()
+        if frame is not None:
+            self.last_frame_s = now
+            predictions = {
+                name: Prediction(unit.predicted_tip_um(), unit.speed_um_s)
+                for name, unit in self.units.items()
+                if unit.is_calibrated()
+            }
+            self.matches = self.tracker.update(frame, detections, predictions, self.frame_period_s)
+        else:
+            self.matches = {}
+        self._check_stale(now)
+        self._assign_focus()
+        for name, unit in self.units.items():
+            unit.tick(
+                frame,
+                self.matches.get(name),
+                self.focus_holder == name,
+                functools.partial(self._may_start, unit),
+                self._set_focus,
+            )
+        self._check_finished()
+
+    def _read_positions(self) -> None:
+        for unit in self.units.values():
+            if unit.state is PipetteState.STOPPED:
+                continue
+            try:
+                unit.refresh_reading()
+            except ManipulatorError as exc:
+                if unit.state is not PipetteState.FAULT:
+                    unit.to_fault(f"position read failed: {exc}")
+                    self.obstacles_changed()
+
+    def _check_stale(self, now: float) -> None:
+        timeout = self.config.safety.stale_frame_timeout_s
+        if self.last_frame_s is None or now - self.last_frame_s <= timeout:
+            return
+        for unit in self.units.values():
+            if unit.state in _WATCHED:
+                unit.to_pause(f"frames stale: none for {now - self.last_frame_s:.2f} s")
+
+    def _assign_focus(self) -> None:
+        holder = self.units.get(self.focus_holder or "")
+        correcting = [u for u in self.units.values() if u.correction is not None]
+        if holder is not None and holder.correction is not None:
+            return
+        if correcting:
+            self.focus_holder = correcting[0].name
+            return
+        if holder is not None and holder.state is PipetteState.APPROACHING:
+            return
+        approaching = [u for u in self.units.values() if u.state is PipetteState.APPROACHING]
+        self.focus_holder = approaching[0].name if approaching else None
+
+    def _set_focus(self, focus_um: float) -> None:
+        if abs(self.imaging.focus_um - focus_um) < 0.05:
+            return
+        try:
+            self.imaging.focus_um = focus_um
+        except ValueError as exc:
+            holder = self.units.get(self.focus_holder or "")
+            if holder is not None and holder.state in _WATCHED:
+                holder.to_pause(f"focus refused: {exc}")
+
+    def _may_start(self, unit: PipetteUnit, step_index: int) -> str:
+        if self.state is not CoordinatorState.RUNNING:
+            return f"coordinator {self.state.value}"
+        if self.schedule is None or unit.plan is None:
+            return "no schedule"
+        step = Step(unit.name, unit.plan.phases()[step_index], step_index)
+        if step in self.blocked_by:
+            return self.blocked_by[step]
+        done = {
+            Step(u.name, u.plan.phases()[i], i)
+            for u in self.units.values()
+            if u.plan is not None
+            for i in u.done_steps
+        }
+        blockers = self.schedule.blockers(step, done)
+        return ", ".join(f"waiting for {b}" for b in blockers)
+
+    def _check_finished(self) -> None:
+        if self.state is not CoordinatorState.RUNNING:
+            return
+        busy = [
+            u
+            for u in self.units.values()
+            if u.goal is not None and not (u.plan_done and u.state not in _MOVING)
+        ]
+        if not busy:
+            for unit in self.units.values():
+                if unit.goal is not None and unit.goal.kind is not GoalKind.APPROACH:
+                    unit.goal = None
+            self.finish()
+
+    # -- planning ----------------------------------------------------------------------
+    def plan_for(self, unit: PipetteUnit) -> PipettePlan | None:
+        """A fresh plan toward the unit's goal from where it is (None without a goal).
+
+        Raises
+        ------
+        PlanError
+            The goal cannot be reached safely from here.
+        """
+        goal = unit.goal
+        if goal is None:
+            return None
+        if unit.calibration is None:
+            raise PlanError(f"{unit.name} is not calibrated")
+        safety = self.config.safety
+        here = unit.expected_tip_um()
+        if goal.kind is GoalKind.APPROACH:
+            assert goal.position_um is not None
+            plan = plan_approach(
+                unit.geometry,
+                here,
+                goal.position_um,
+                safety,
+                uncertainty_um=unit.uncertainty_um(),
+                view=self.view,
+            )
+        elif goal.kind is GoalKind.RETRACT:
+            plan = plan_retract(unit.geometry, here, safety)
+        else:
+            assert goal.position_um is not None
+            plan = plan_move_to(unit.geometry, here, goal.position_um, safety)
+        transform = unit.calibration.transform.shifted(unit.tracker.offset_um(unit.name))
+        check_plan(plan, unit.geometry, transform, safety)
+        return plan
+
+    def replan(self) -> Schedule:
+        """Stop automated moves, plan every pipette with a goal from where it is, sequence.
+
+        Raises
+        ------
+        PlanError
+            A goal that cannot be reached, a pipette whose position is unknown, or no
+            collision-free order (``Blocked``); nothing moves then.
+        """
+        unknown = [u.name for u in self.units.values() if not u.is_calibrated()]
+        if unknown:
+            raise PlanError(
+                f"{', '.join(unknown)} not calibrated: positions unknown, so clearance cannot "
+                "be checked; calibrate first"
+            )
+        automatable = (PipetteState.READY, PipetteState.AT_TARGET, *_MOVING, PipetteState.PAUSED)
+        plans: dict[str, PipettePlan | None] = {}
+        for name, unit in self.units.items():
+            settled = unit.state is PipetteState.AT_TARGET and (
+                unit.goal is not None and unit.goal.kind is GoalKind.APPROACH
+            )
+            movable = unit.state in automatable and unit.state is not PipetteState.PAUSED
+            plans[name] = self.plan_for(unit) if movable and not settled else None
+        requests = {
+            name: MotionRequest(
+                unit.geometry,
+                unit.expected_tip_um(),
+                plans[name],
+                unit.uncertainty_um(),
+                VERIFIED_MARGIN_UM,
+            )
+            for name, unit in self.units.items()
+        }
+        schedule = schedule_moves(requests, self.config.safety.min_clearance_um)
+        for name, unit in self.units.items():
+            if unit.state not in automatable or unit.state is PipetteState.PAUSED:
+                continue
+            if unit.state in _MOVING:
+                unit.halt()
+                unit.replan()
+            unit.set_plan(plans[name])
+        self.schedule = schedule
+        self.blocked_by = {}
+        self.obstacles_changed()
+        self.log.record(
+            EventKind.PLAN,
+            "coordinator",
+            "plans sequenced",
+            order=[str(s) for s in schedule.order],
+            conflicts=[sorted(str(s) for s in pair) for pair in schedule.conflicts],
+            plans={n: p.describe() for n, p in plans.items() if p is not None},
+        )
+        return schedule
+
+    def obstacles_changed(self) -> None:
+        """Re-check every pending or running step against pipettes out of automation."""
+        if self.schedule is None:
+            return
+        obstacles = [
+            u
+            for u in self.units.values()
+            if u.state in (PipetteState.MANUAL, PipetteState.FAULT) and u.is_calibrated()
+        ]
+        self.blocked_by = {}
+        for unit in self.units.values():
+            if unit.plan is None or unit.plan_done:
+                continue
+            for index, phase in enumerate(unit.plan.phases()):
+                if index in unit.done_steps:
+                    continue
+                step = Step(unit.name, phase, index)
+                for obstacle in obstacles:
+                    if obstacle is unit:
+                        continue
+                    clear = self.schedule.clear_of(
+                        step,
+                        obstacle.geometry,
+                        obstacle.expected_tip_um(),
+                        obstacle.uncertainty_um(),
+                    )
+                    if clear:
+                        continue
+                    reason = f"blocked by {obstacle.name} ({obstacle.state.value})"
+                    self.blocked_by[step] = reason
+                    if index in unit.started_steps and unit.state in _MOVING:
+                        unit.to_pause(reason)
+
+    # -- operator actions ----------------------------------------------------------------
+    def pause_everything(self, reason: str) -> None:
+        self.pause_all()
+        for unit in self.units.values():
+            if unit.state in _MOVING:
+                unit.to_pause(reason)
+
+    def stop_everything(self) -> dict[str, str | None]:
+        """Stop every manipulator at once, then every machine; never raises."""
+        results = stop_all(unit.manipulator for unit in self.units.values())
+        for unit in self.units.values():
+            unit.handle = None
+            unit.correction = None
+            unit.speed_um_s = 0.0
+            unit.stop()
+        self.stop_all()
+        self.log.record(EventKind.OPERATOR, "coordinator", "stop all", results=results)
+        return results

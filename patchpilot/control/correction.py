@@ -1,0 +1,301 @@
+"""Closed-loop correction: measure the tip from the images, compare with the plan, correct.
+
+A ``CorrectionRun`` drives one pipette to one point, frame by frame:
+
+1. find the tip at its expected depth (searching in focus if it is not there) and take the
+   median x, y of several detections matched to it by the tracker;
+2. sweep the focus around it and read its depth from the sharpness peak;
+3. set the tracked offset from this 3-D measurement; if the tip is within
+   ``correction_tolerance_um`` of the point, the run has converged; otherwise move toward the
+   point, by at most ``max_single_correction_um``, and measure again.
+
+It fails (and the pipette is paused for the operator) when the tip is lost, when the error
+does not shrink over several corrections (it keeps growing: a wrong tip, a slipping pipette),
+or after too many corrections. The run only decides; the pipette executes its requests (set
+the focus, move) and tells it when a move has ended. ``line_deviation_um`` watches a pipette
+between corrections.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from patchpilot.control.focus import FocusError, fit_focus_peak, sweep_positions, tip_sharpness
+from patchpilot.control.tracking import TipMatch
+from patchpilot.types import Frame
+
+__all__ = [
+    "ActionKind",
+    "CorrectionAction",
+    "CorrectionRun",
+    "CorrectionSettings",
+    "CorrectionSubject",
+    "line_deviation_um",
+]
+
+Vector = NDArray[np.float64]
+
+
+class CorrectionSubject(Protocol):
+    """The pipette as a correction run sees it (sample frame unless said, µm)."""
+
+    def predicted_tip_um(self) -> Vector:
+        """The tip from the current reading through the calibration alone (no offset)."""
+        ...
+
+    def expected_tip_um(self) -> Vector:
+        """The tip from the current reading, calibration plus tracked offset."""
+        ...
+
+    def set_tip_offset(self, offset_um: Vector, sigma_um: float) -> None: ...
+
+    def device_target_um(self, sample_um: Vector) -> Vector:
+        """Device reading that puts the tip at ``sample_um`` (calibration plus offset)."""
+        ...
+
+    def device_position_um(self) -> Vector: ...
+
+    def device_step_to_sample_um(self, step_um: Vector) -> Vector: ...
+
+
+class ActionKind(str, Enum):
+    WAIT = "wait"
+    FOCUS = "focus"
+    MOVE = "move"
+    CONVERGED = "converged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CorrectionAction:
+    """What the run wants next; ``error_um`` is the last measured distance to the point."""
+
+    kind: ActionKind
+    focus_um: float | None = None
+    device_target_um: Vector | None = None
+    correction_um: float | None = None
+    error_um: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CorrectionSettings:
+    """Frame counts and sweep geometry of a correction run (µm)."""
+
+    xy_frames: int = 6
+    find_frames: int = 4
+    search_step_um: float = 4.0
+    search_half_range_um: float = 40.0
+    sweep_half_range_um: float = 8.0
+    sweep_step_um: float = 1.0
+    focus_tolerance_um: float = 0.25
+    settle_frames: int = 2
+    max_iterations: int = 30
+    stall_iterations: int = 3
+    stall_margin_um: float = 0.2
+    measured_sigma_um: float = 0.3
+
+
+class _Phase(str, Enum):
+    FIND = "find"
+    SWEEP = "sweep"
+    MOVING = "moving"
+
+
+@dataclass
+class CorrectionRun:
+    """Bring one pipette's tip to ``goal_um`` by measuring and correcting (see module doc).
+
+    Parameters
+    ----------
+    pipette
+        Name, for messages.
+    goal_um
+        Where the tip must end (sample µm).
+    tolerance_um
+        Converged when the measured error is at most this.
+    max_step_um
+        Largest single correction (sample µm).
+    lost_after_frames
+        Frames without the tip (while looking at its depth) before the run fails.
+    settings
+        Frame counts and sweeps.
+    """
+
+    pipette: str
+    goal_um: Vector
+    tolerance_um: float
+    max_step_um: float
+    lost_after_frames: int
+    settings: CorrectionSettings = field(default_factory=CorrectionSettings)
+    errors_um: list[float] = field(default_factory=list)
+    corrections_um: list[float] = field(default_factory=list)
+    _phase: _Phase = _Phase.FIND
+    _focus_request: float | None = None
+    _search_center: float | None = None
+    _search_index: int = 0
+    _misses: int = 0
+    _frames_here: int = 0
+    _settle: int = 0
+    _xy: list[Vector] = field(default_factory=list)
+    _sweep: list[float] = field(default_factory=list)
+    _sharpness: list[float] = field(default_factory=list)
+    _sweep_retries: int = 0
+    _stalls: int = 0
+
+    @property
+    def phase(self) -> str:
+        return self._phase.value
+
+    def move_ended(self, finished: bool) -> CorrectionAction:
+        """The correction move ended; measure again (or fail if it did not finish)."""
+        if not finished:
+            return self._fail("the correction move did not finish")
+        self._restart_find()
+        self._settle = self.settings.settle_frames
+        return CorrectionAction(ActionKind.WAIT)
+
+    def _restart_find(self) -> None:
+        self._phase = _Phase.FIND
+        self._focus_request = None
+        self._search_center = None
+        self._search_index = 0
+        self._frames_here = 0
+        self._misses = 0
+        self._xy = []
+
+    def _fail(self, reason: str) -> CorrectionAction:
+        last = self.errors_um[-1] if self.errors_um else None
+        return CorrectionAction(
+            ActionKind.FAILED, error_um=last, reason=f"{self.pipette}: {reason}"
+        )
+
+    def on_frame(
+        self, frame: Frame, match: TipMatch | None, subject: CorrectionSubject
+    ) -> CorrectionAction:
+        """Use one frame (taken while this run holds the focus) and say what to do next."""
+        if self._phase is _Phase.MOVING:
+            return CorrectionAction(ActionKind.WAIT)
+        if self._settle > 0:
+            self._settle -= 1
+            return CorrectionAction(ActionKind.WAIT)
+        if self._phase is _Phase.FIND:
+            return self._find(frame, match, subject)
+        return self._sweep_step(frame, subject)
+
+    def _find(
+        self, frame: Frame, match: TipMatch | None, subject: CorrectionSubject
+    ) -> CorrectionAction:
+        s = self.settings
+        if self._focus_request is None:
+            self._search_center = float(subject.expected_tip_um()[2])
+            self._focus_request = self._search_center
+            return CorrectionAction(ActionKind.FOCUS, focus_um=self._focus_request)
+        if abs(frame.focus_um - self._focus_request) > s.focus_tolerance_um:
+            return CorrectionAction(ActionKind.FOCUS, focus_um=self._focus_request)
+        self._frames_here += 1
+        if match is not None:  # ambiguous too: the run's stall check catches a wrong tip
+            self._xy.append(np.asarray(match.seen_um[:2], dtype=np.float64))
+            self._misses = 0
+        else:
+            self._misses += 1
+        if len(self._xy) >= s.xy_frames:
+            return self._start_sweep(frame)
+        if self._xy and self._misses >= self.lost_after_frames:
+            return self._fail(f"tip lost ({self._misses} frames without it)")
+        if not self._xy and self._frames_here >= s.find_frames:
+            return self._next_search_focus()
+        return CorrectionAction(ActionKind.WAIT)
+
+    def _next_search_focus(self) -> CorrectionAction:
+        s = self.settings
+        self._search_index += 1
+        k = (self._search_index + 1) // 2
+        offset = k * s.search_step_um * (1 if self._search_index % 2 else -1)
+        if k * s.search_step_um > s.search_half_range_um:
+            return self._fail(
+                f"tip lost: not seen within {s.search_half_range_um:g} µm of its expected depth"
+            )
+        assert self._search_center is not None
+        self._focus_request = self._search_center + offset
+        self._frames_here = 0
+        return CorrectionAction(ActionKind.FOCUS, focus_um=self._focus_request)
+
+    def _start_sweep(self, frame: Frame) -> CorrectionAction:
+        assert self._focus_request is not None
+        self._phase = _Phase.SWEEP
+        s = self.settings
+        self._sweep = sweep_positions(self._focus_request, s.sweep_half_range_um, s.sweep_step_um)
+        self._sharpness = []
+        return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[0])
+
+    def _sweep_step(self, frame: Frame, subject: CorrectionSubject) -> CorrectionAction:
+        s = self.settings
+        wanted = self._sweep[len(self._sharpness)]
+        if abs(frame.focus_um - wanted) > s.focus_tolerance_um:
+            return CorrectionAction(ActionKind.FOCUS, focus_um=wanted)
+        xy = np.median(np.array(self._xy), axis=0)
+        x_px, y_px = frame.sample_to_pixel(float(xy[0]), float(xy[1]))
+        try:
+            self._sharpness.append(tip_sharpness(frame.image, x_px, y_px))
+        except FocusError as exc:
+            return self._fail(f"cannot measure the tip's depth: {exc}")
+        if len(self._sharpness) < len(self._sweep):
+            return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[len(self._sharpness)])
+        try:
+            depth_um = fit_focus_peak(self._sweep, self._sharpness)
+        except FocusError as exc:
+            self._sweep_retries += 1
+            if "outside it" not in str(exc) or self._sweep_retries > 2:
+                return self._fail(f"cannot measure the tip's depth: {exc}")
+            center = self._sweep[int(np.argmax(self._sharpness))]
+            self._sweep = sweep_positions(center, s.sweep_half_range_um, s.sweep_step_um)
+            self._sharpness = []
+            return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[0])
+        self._sweep_retries = 0
+        return self._evaluate(np.array([xy[0], xy[1], depth_um]), subject)
+
+    def _evaluate(self, measured: Vector, subject: CorrectionSubject) -> CorrectionAction:
+        s = self.settings
+        subject.set_tip_offset(measured - subject.predicted_tip_um(), s.measured_sigma_um)
+        error = float(np.linalg.norm(measured - self.goal_um))
+        previous = self.errors_um[-1] if self.errors_um else math.inf
+        self.errors_um.append(error)
+        if error <= self.tolerance_um:
+            return CorrectionAction(ActionKind.CONVERGED, error_um=error)
+        self._stalls = self._stalls + 1 if error > previous - s.stall_margin_um else 0
+        if self._stalls >= s.stall_iterations:
+            return self._fail(
+                f"error keeps growing: {error:.1f} µm after {len(self.errors_um)} measurements "
+                f"(was {min(self.errors_um):.1f} µm)"
+            )
+        if len(self.errors_um) > s.max_iterations:
+            return self._fail(f"not converged after {s.max_iterations} corrections")
+        here = subject.device_position_um()
+        step = subject.device_target_um(self.goal_um) - here
+        size = float(np.linalg.norm(subject.device_step_to_sample_um(step)))
+        if size > self.max_step_um:
+            step = step * (self.max_step_um / size)
+            size = self.max_step_um
+        self.corrections_um.append(size)
+        self._phase = _Phase.MOVING
+        return CorrectionAction(
+            ActionKind.MOVE, device_target_um=here + step, correction_um=size, error_um=error
+        )
+
+
+def line_deviation_um(point_um: Vector, start_um: Vector, end_um: Vector) -> float:
+    """Distance (µm) from ``point_um`` to the straight line through ``start_um`` and ``end_um``."""
+    direction = end_um - start_um
+    length = float(np.linalg.norm(direction))
+    offset = point_um - start_um
+    if length == 0.0:
+        return float(np.linalg.norm(offset))
+    unit = direction / length
+    return float(np.linalg.norm(offset - (offset @ unit) * unit))

@@ -1,0 +1,441 @@
+"""One pipette under automation: its state machine model and the execution of its plan.
+
+``PipetteUnit`` is the model of the per-pipette machine (``states.PIPETTE_TRANSITIONS``): the
+triggers are declared here and bound by ``transitions`` (``model_override=True``). It executes
+its plan one waypoint at a time, never blocking: ``tick`` is called for every frame (or timer
+tick) and starts moves, notices when they end, runs correction at checkpoints, and watches the
+tip against the planned line while it advances. The coordinator decides when each step of the
+plan may start and who holds the focus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from patchpilot.config import PipetteConfig, SafetyConfig
+from patchpilot.control.calibration import Calibration, CalibrationHistory
+from patchpilot.control.correction import (
+    ActionKind,
+    CorrectionAction,
+    CorrectionRun,
+    CorrectionSettings,
+    line_deviation_um,
+)
+from patchpilot.control.geometry import PipetteGeometry
+from patchpilot.control.planning import Phase, PipettePlan
+from patchpilot.control.states import PipetteState
+from patchpilot.control.tracking import TipMatch, TipTracker
+from patchpilot.events import EventKind, EventLog
+from patchpilot.hardware import Manipulator, ManipulatorError, MoveHandle, MoveStatus
+from patchpilot.types import Frame
+
+__all__ = ["Goal", "GoalKind", "PipetteUnit"]
+
+Vector = NDArray[np.float64]
+
+_DEVIATION_FRAMES = 3  # frames off the line in a row before a mid-move correction
+
+
+class GoalKind(str, Enum):
+    APPROACH = "approach"
+    RETRACT = "retract"
+    HOME = "home"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What automation is doing with a pipette; ``position_um`` for approach and home."""
+
+    kind: GoalKind
+    position_um: Vector | None = None
+
+
+def _unbound() -> bool:
+    raise RuntimeError("trigger not bound: the pipette has no state machine")
+
+
+class PipetteUnit:
+    """A pipette, its manipulator, calibration, goal, plan and correction (see module doc)."""
+
+    state: PipetteState
+
+    # -- triggers, bound by the machine ------------------------------------------------
+    def calibrate(self) -> bool: return _unbound()  # fmt: skip
+
+    def calibrated(self) -> bool: return _unbound()  # fmt: skip
+
+    def calibration_failed(self) -> bool: return _unbound()  # fmt: skip
+
+    def confirm_calibration(self) -> bool: return _unbound()  # fmt: skip
+
+    def start_move(self) -> bool: return _unbound()  # fmt: skip
+
+    def arrive(self) -> bool: return _unbound()  # fmt: skip
+
+    def reach_checkpoint(self) -> bool: return _unbound()  # fmt: skip
+
+    def advance(self) -> bool: return _unbound()  # fmt: skip
+
+    def continue_travel(self) -> bool: return _unbound()  # fmt: skip
+
+    def need_correction(self) -> bool: return _unbound()  # fmt: skip
+
+    def reach_target(self) -> bool: return _unbound()  # fmt: skip
+
+    def pause(self) -> bool: return _unbound()  # fmt: skip
+
+    def replan(self) -> bool: return _unbound()  # fmt: skip
+
+    def take_over(self) -> bool: return _unbound()  # fmt: skip
+
+    def release(self) -> bool: return _unbound()  # fmt: skip
+
+    def fail(self) -> bool: return _unbound()  # fmt: skip
+
+    def clear_fault(self) -> bool: return _unbound()  # fmt: skip
+
+    def stop(self) -> bool: return _unbound()  # fmt: skip
+
+    def rearm(self) -> bool: return _unbound()  # fmt: skip
+
+    def __init__(
+        self,
+        config: PipetteConfig,
+        manipulator: Manipulator,
+        tracker: TipTracker,
+        safety: SafetyConfig,
+        log: EventLog,
+        correction_settings: CorrectionSettings | None = None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.geometry = PipetteGeometry.from_config(config)
+        self.manipulator = manipulator
+        self.tracker = tracker
+        self.safety = safety
+        self.log = log
+        self.correction_settings = correction_settings or CorrectionSettings()
+        self.calibration: Calibration | None = None
+        self.pending_calibration: Calibration | None = None
+        self.history = CalibrationHistory()
+        self.target_um: Vector | None = None
+        self.goal: Goal | None = None
+        self.plan: PipettePlan | None = None
+        self.next_waypoint = 0
+        self.started_steps: set[int] = set()
+        self.done_steps: set[int] = set()
+        self.handle: MoveHandle | None = None
+        self.correction: CorrectionRun | None = None
+        self.fault_text = ""
+        self.pause_reason = ""
+        self.waiting_for = ""
+        self.last_correction_um: float | None = None
+        self.corrections = 0
+        self.final_error_um: float | None = None
+        self.speed_um_s = 0.0
+        self._reading: Vector | None = None
+        self._off_line_frames = 0
+        self._resume_waypoint = False
+
+    # -- knowledge ---------------------------------------------------------------------
+    def is_calibrated(self, _event: object = None) -> bool:
+        """Whether a calibration is installed (also the machine's condition; it passes an event)."""
+        return self.calibration is not None
+
+    def refresh_reading(self) -> Vector:
+        """Read the manipulator (once per tick); raises ManipulatorError if it does not answer."""
+        self._reading = np.asarray(self.manipulator.position_um()[:3], dtype=np.float64)
+        return self._reading
+
+    @property
+    def reading_um(self) -> Vector:
+        return self._reading if self._reading is not None else self.refresh_reading()
+
+    def predicted_tip_um(self) -> Vector:
+        if self.calibration is None:
+            raise RuntimeError(f"{self.name} is not calibrated")
+        return self.calibration.transform.to_sample(self.reading_um)
+
+    def expected_tip_um(self) -> Vector:
+        return self.predicted_tip_um() + self.tracker.offset_um(self.name)
+
+    def set_tip_offset(self, offset_um: Vector, sigma_um: float) -> None:
+        self.tracker.set_offset(self.name, offset_um, sigma_um)
+
+    def device_target_um(self, sample_um: Vector) -> Vector:
+        if self.calibration is None:
+            raise RuntimeError(f"{self.name} is not calibrated")
+        return self.calibration.transform.to_manipulator(
+            sample_um - self.tracker.offset_um(self.name)
+        )
+
+    def device_position_um(self) -> Vector:
+        return self.reading_um
+
+    def device_step_to_sample_um(self, step_um: Vector) -> Vector:
+        if self.calibration is None:
+            raise RuntimeError(f"{self.name} is not calibrated")
+        return self.calibration.transform.vector_to_sample(step_um)
+
+    def uncertainty_um(self) -> float:
+        """How far the true tip may be from the estimate (3 standard deviations, µm)."""
+        return 3.0 * self.tracker.sigma_um(self.name)
+
+    def step_of(self, waypoint_index: int) -> int:
+        """Index of the plan phase a waypoint belongs to."""
+        assert self.plan is not None
+        phases = self.plan.phases()
+        return phases.index(self.plan.waypoints[waypoint_index].phase)
+
+    # -- motion ------------------------------------------------------------------------
+    def move_device(self, device_um: Vector, speed_um_s: float) -> MoveHandle:
+        self.speed_um_s = speed_um_s
+        self.handle = self.manipulator.move_to([float(v) for v in device_um[:3]], speed_um_s)
+        return self.handle
+
+    def halt(self) -> None:
+        """Stop the manipulator and forget the current move and correction."""
+        self.handle = None
+        self.correction = None
+        self.speed_um_s = 0.0
+        try:
+            self.manipulator.stop()
+        except ManipulatorError as exc:
+            self.fault_text = f"stop failed: {exc}"
+
+    def set_plan(self, plan: PipettePlan | None) -> None:
+        self.plan = plan
+        self.next_waypoint = 0
+        self.started_steps = set()
+        self.done_steps = set()
+        self.correction = None
+        self.waiting_for = ""
+        self._resume_waypoint = False
+
+    @property
+    def plan_done(self) -> bool:
+        return self.plan is not None and len(self.done_steps) == len(self.plan.phases())
+
+    def to_fault(self, reason: str) -> None:
+        self.fault_text = reason
+        self.log.record(EventKind.FAULT, self.name, "pipette fault", reason=reason)
+        self.halt()
+        if self.state is not PipetteState.FAULT and self.state is not PipetteState.STOPPED:
+            self.fail()
+
+    def to_pause(self, reason: str) -> None:
+        self.pause_reason = reason
+        self.log.record(EventKind.DECISION, self.name, "paused for the operator", reason=reason)
+        self.halt()
+        self.pause()
+
+    # -- execution ---------------------------------------------------------------------
+    def tick(
+        self,
+        frame: Frame | None,
+        match: TipMatch | None,
+        has_focus: bool,
+        may_start: Callable[[int], str],
+        set_focus: Callable[[float], None],
+    ) -> None:
+        """Advance the plan by what happened since the last tick (never blocks).
+
+        Parameters
+        ----------
+        frame, match
+            The newest frame (None on a timer tick) and this pipette's tip in it.
+        has_focus
+            Whether this pipette holds the focus (only then are frames used to measure it).
+        may_start
+            ``may_start(step)`` returns "" when that plan step may start, else what it waits for.
+        set_focus
+            Ask for later frames at a focus (sample z, µm).
+        """
+        automatic = (
+            PipetteState.READY,
+            PipetteState.AT_TARGET,
+            PipetteState.MOVING,
+            PipetteState.APPROACHING,
+            PipetteState.CORRECTING,
+        )
+        if self.plan is None or self.state not in automatic:
+            return
+        if self.correction is not None:
+            self._tick_correction(frame, match, has_focus, set_focus)
+            return
+        if self.handle is not None:
+            if not self.handle.is_done:
+                if self.state is PipetteState.APPROACHING and frame is not None and has_focus:
+                    self._watch_line(match, set_focus)
+                return
+            self._waypoint_reached()
+            if self.correction is not None or self.state is PipetteState.FAULT:
+                return
+        self._start_next(may_start)
+
+    def _start_next(self, may_start: Callable[[int], str]) -> None:
+        assert self.plan is not None
+        if self.next_waypoint >= len(self.plan.waypoints):
+            return
+        step = self.step_of(self.next_waypoint)
+        if step not in self.started_steps:
+            self.waiting_for = may_start(step)
+            if self.waiting_for:
+                return
+            self.started_steps.add(step)
+        waypoint = self.plan.waypoints[self.next_waypoint]
+        self._enter_motion_state(waypoint.phase)
+        try:
+            device = self.device_target_um(waypoint.position_um)
+            speed = waypoint.speed_um_s
+            if self._resume_waypoint and waypoint.in_tissue:
+                speed = self.geometry.slow_speed_um_s
+            self.move_device(device, speed)
+        except (ManipulatorError, ValueError) as exc:
+            self.to_fault(f"cannot move to {waypoint.reason.value}: {exc}")
+            return
+        self._resume_waypoint = False
+        self._off_line_frames = 0
+
+    def _enter_motion_state(self, phase: Phase) -> None:
+        state = self.state
+        if state in (PipetteState.READY, PipetteState.AT_TARGET):
+            self.start_move()
+        if phase is Phase.INSERT and self.state is not PipetteState.APPROACHING:
+            self.advance()
+        elif phase is not Phase.INSERT and self.state is PipetteState.CORRECTING:
+            self.continue_travel()
+
+    def _waypoint_reached(self) -> None:
+        assert self.plan is not None and self.handle is not None
+        handle, self.handle = self.handle, None
+        self.speed_um_s = 0.0
+        if handle.status is not MoveStatus.FINISHED:
+            self.to_fault(f"move ended {handle.status.value}: {handle.reason}")
+            return
+        index = self.next_waypoint
+        waypoint = self.plan.waypoints[index]
+        self.next_waypoint += 1
+        last = self.next_waypoint >= len(self.plan.waypoints)
+        is_approach = self.goal is not None and self.goal.kind is GoalKind.APPROACH
+        if waypoint.checkpoint or (last and is_approach):
+            self._begin_correction(waypoint.position_um)
+            self.reach_checkpoint()
+            return
+        self._maybe_finish_step(index)
+
+    def _maybe_finish_step(self, index: int) -> None:
+        """Mark the step done when ``index`` was its last waypoint."""
+        assert self.plan is not None
+        step = self.step_of(index)
+        following = self.next_waypoint
+        if following >= len(self.plan.waypoints) or self.step_of(following) != step:
+            self.done_steps.add(step)
+            self.log.record(EventKind.DECISION, self.name, "plan step done", step=step)
+        if following >= len(self.plan.waypoints) and self.state is PipetteState.MOVING:
+            self.arrive()
+
+    def _begin_correction(self, goal_um: Vector) -> None:
+        self.correction = CorrectionRun(
+            self.name,
+            np.asarray(goal_um, dtype=np.float64),
+            self.safety.correction_tolerance_um,
+            self.safety.max_single_correction_um,
+            self.safety.tip_lost_after_frames,
+            self.correction_settings,
+        )
+
+    def _tick_correction(
+        self,
+        frame: Frame | None,
+        match: TipMatch | None,
+        has_focus: bool,
+        set_focus: Callable[[float], None],
+    ) -> None:
+        run = self.correction
+        assert run is not None
+        if self.handle is not None:
+            if not self.handle.is_done:
+                return
+            finished = self.handle.status is MoveStatus.FINISHED
+            self.handle = None
+            self.speed_um_s = 0.0
+            self._act(run.move_ended(finished), set_focus)
+            return
+        if frame is None or not has_focus:
+            return
+        self._act(run.on_frame(frame, match, self), set_focus)
+
+    def _act(self, action: CorrectionAction, set_focus: Callable[[float], None]) -> None:
+        if action.kind is ActionKind.FOCUS and action.focus_um is not None:
+            set_focus(action.focus_um)
+        elif action.kind is ActionKind.MOVE and action.device_target_um is not None:
+            in_tissue = float(self.expected_tip_um()[2]) < self.safety.tissue_surface_z_um
+            speed = self.geometry.slow_speed_um_s if in_tissue else 100.0
+            self.corrections += 1
+            self.last_correction_um = action.correction_um
+            self.log.record(
+                EventKind.DECISION,
+                self.name,
+                "correction",
+                error_um=action.error_um,
+                correction_um=action.correction_um,
+                device_target_um=action.device_target_um,
+            )
+            try:
+                self.move_device(action.device_target_um, min(speed, self.geometry.fast_speed_um_s))
+            except (ManipulatorError, ValueError) as exc:
+                self.to_fault(f"correction move refused: {exc}")
+        elif action.kind is ActionKind.CONVERGED:
+            self._converged(action.error_um or 0.0)
+        elif action.kind is ActionKind.FAILED:
+            self.correction = None
+            self.to_pause(action.reason)
+
+    def _converged(self, error_um: float) -> None:
+        assert self.plan is not None
+        self.correction = None
+        self.log.record(EventKind.DECISION, self.name, "tip on the plan", error_um=error_um)
+        if self._resume_waypoint:
+            return  # a mid-move correction: re-command the interrupted waypoint next tick
+        finished = self.next_waypoint - 1
+        if self.next_waypoint >= len(self.plan.waypoints):
+            self.final_error_um = error_um
+            self.done_steps.add(self.step_of(finished))
+            self.reach_target()
+            return
+        self._maybe_finish_step(finished)
+
+    def _watch_line(self, match: TipMatch | None, set_focus: Callable[[float], None]) -> None:
+        """While advancing: follow the tip with the focus; correct if it leaves the line."""
+        assert self.plan is not None
+        expected = self.expected_tip_um()
+        set_focus(float(expected[2]))
+        if match is None or match.ambiguous:
+            return
+        start = self.plan.segments()[self.next_waypoint][0]
+        end = self.plan.waypoints[self.next_waypoint].position_um
+        threshold = max(2.0 * self.safety.correction_tolerance_um, 2.0)
+        if line_deviation_um(expected, start, end) <= threshold:
+            self._off_line_frames = 0
+            return
+        self._off_line_frames += 1
+        if self._off_line_frames < _DEVIATION_FRAMES:
+            return
+        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-9)
+        along = float(np.clip((expected - start) @ direction, 0.0, np.linalg.norm(end - start)))
+        self.handle = None
+        try:
+            self.manipulator.stop()
+        except ManipulatorError as exc:
+            self.to_fault(f"stop failed: {exc}")
+            return
+        self.speed_um_s = 0.0
+        self._resume_waypoint = True
+        self._begin_correction(start + direction * along)
+        self.need_correction()
