@@ -7,6 +7,7 @@ and reports the median and 99th percentile latency, frames acquired, skipped and
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from patchpilot.acquisition.devices import ImageSource
 from patchpilot.acquisition.hook import TipLocaliser
 from patchpilot.acquisition.simulated_acquisition import SimulatedAcquisition
-from patchpilot.config import MicroscopeConfig
+from patchpilot.config import MicroscopeConfig, RigConfig
 
 __all__ = ["default_localiser", "measure_latency"]
 
@@ -56,6 +57,7 @@ def measure_latency(
     localiser_name: str | None = None,
     microscope: MicroscopeConfig | None = None,
     source: ImageSource | None = None,
+    rig: RigConfig | None = None,
     warmup_frames: int = 5,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -70,7 +72,10 @@ def measure_latency(
     microscope
         Frame size, pixel size and frame rate (default: 256x256 at 1 µm, 30 frames/s).
     source
-        Renders the frames; None: noise.
+        Renders the frames; None: noise, or the rig's scene when ``rig`` is given.
+    rig
+        A simulated rig: its microscope, and the scene with its simulated pipettes (their
+        manipulators are created here and closed afterwards).
 
     Raises
     ------
@@ -81,9 +86,42 @@ def measure_latency(
         raise ValueError(f"seconds must be positive, got {seconds}")
     if localiser is None:
         localiser, localiser_name = default_localiser()
-    config = microscope if microscope is not None else MicroscopeConfig()
+    with contextlib.ExitStack() as stack:
+        if rig is not None:
+            microscope = microscope if microscope is not None else rig.microscope
+            if source is None:
+                source = _rig_scene(rig, stack)
+        config = microscope if microscope is not None else MicroscopeConfig()
+        figures = _run(config, localiser, source, seconds, warmup_frames, progress)
+    figures["localiser"] = localiser_name or type(localiser).__name__
+    if rig is not None:
+        figures["scene"] = f"rig {rig.name!r} ({len(rig.pipettes)} pipettes)"
+    else:
+        figures["scene"] = type(source).__name__ if source is not None else "noise"
+    return figures
+
+
+def _rig_scene(rig: RigConfig, stack: contextlib.ExitStack) -> ImageSource:
+    from patchpilot.acquisition.scene_source import SceneImageSource
+    from patchpilot.clock import RealClock
+    from patchpilot.events import EventLog
+    from patchpilot.hardware import create_manipulators
+
+    manipulators = create_manipulators(rig, log=EventLog(), clock=RealClock())
+    for device in manipulators.values():
+        stack.callback(device.close)
+    return SceneImageSource.from_rig(rig, manipulators)
+
+
+def _run(
+    config: MicroscopeConfig,
+    localiser: TipLocaliser,
+    source: ImageSource | None,
+    seconds: float,
+    warmup_frames: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     system = SimulatedAcquisition(config, localiser, source=source, real_time=True)
-    warm_latencies = 0
     with system:
         deadline = time.monotonic() + 30.0
         while system.hook.stats.frames_localised < warmup_frames:
@@ -118,5 +156,4 @@ def measure_latency(
         "seconds": elapsed_s,
         "frame_shape_px": [config.frame_height_px, config.frame_width_px],
         "pixel_size_um": config.pixel_size_um,
-        "localiser": localiser_name or type(localiser).__name__,
     }

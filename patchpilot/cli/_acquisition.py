@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+_DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "sim-4.yaml"
+
 benchmark_app = typer.Typer(help="Speed benchmarks (printed, or written as JSON).")
 
 
@@ -98,19 +100,39 @@ def latency(
     threads: Annotated[
         int, typer.Option("--threads", min=1, max=64, help="Localiser threads.")
     ] = 1,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Simulated rig whose scene the camera renders (default: sim-4)."
+        ),
+    ] = None,
+    noise: Annotated[bool, typer.Option("--noise", help="Render noise only, no scene.")] = False,
 ) -> None:
     """Frame ready -> localisation -> subscriber latency at 30 frames/s (real pycromanager)."""
     from patchpilot.acquisition.benchmark import measure_latency
+    from patchpilot.config import ConfigError, RigConfig, load_config
 
+    rig: RigConfig | None = None
+    if not noise:
+        path = config if config is not None else _DEFAULT_RIG
+        try:
+            rig = load_config(path)
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if not rig.is_simulated:
+            typer.echo(f"error: {path}: the benchmark needs a simulated rig", err=True)
+            raise typer.Exit(2)
     localiser, description = _localiser(checkpoint, threads)
     figures = measure_latency(
-        seconds, localiser=localiser, localiser_name=description, progress=typer.echo
+        seconds, localiser=localiser, localiser_name=description, rig=rig, progress=typer.echo
     )
     typer.echo(
         f"latency median {figures['latency_ms_median']:.1f} ms, p99 "
         f"{figures['latency_ms_p99']:.1f} ms; {figures['frames_acquired']} frames at "
         f"{figures['frame_rate_hz']:.1f} frames/s, {figures['frames_skipped']} skipped, "
-        f"{'TRUNCATED' if figures['truncated'] else 'none lost'} ({figures['localiser']})"
+        f"{'TRUNCATED' if figures['truncated'] else 'none lost'} ({figures['localiser']}; "
+        f"scene: {figures['scene']})"
     )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

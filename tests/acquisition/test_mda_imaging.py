@@ -100,3 +100,11 @@ def test_snap_refuses_bad_focus_and_times_out_when_stopped(running: Any) -> None
     live.stop()
     with pytest.raises(TimeoutError, match="no frame"):
         imaging.snap(6.0, timeout_s=0.3)
+
+
+def test_imaging_satisfies_the_controllers_protocol(running: Any) -> None:
+    from patchpilot.control._protocol import Imaging as ControlImaging
+
+    imaging, _ = running
+    typed: ControlImaging = imaging  # checked by mypy
+    assert isinstance(typed, ControlImaging)
