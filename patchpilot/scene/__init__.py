@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from patchpilot.scene.coco import LabelledImage, load_coco_keypoints
 from patchpilot.scene.model import (
     POLARITY_MIX,
     Acquisition,
@@ -32,7 +33,15 @@ from patchpilot.scene.rendering import (
     scan_times,
     tip_truth,
 )
-from patchpilot.scene.sampler import SPLIT_SEEDS, SceneSampler, random_scene, scene_sequence
+from patchpilot.scene.sampler import (
+    PIXEL_SIZE_RANGE_UM,
+    SPLIT_SEEDS,
+    SceneSampler,
+    random_scene,
+    scene_for_seed,
+    scene_sequence,
+    split_of_seed,
+)
 from patchpilot.scene.tissue import Nuclei, Tissue, Vessels
 
 if TYPE_CHECKING:
@@ -44,9 +53,11 @@ GENERATOR_VERSION = "1"
 __all__ = [
     "CLEAN_BACKGROUND_PHOTONS",
     "GENERATOR_VERSION",
+    "PIXEL_SIZE_RANGE_UM",
     "POLARITY_MIX",
     "SPLIT_SEEDS",
     "Acquisition",
+    "LabelledImage",
     "Nuclei",
     "Optics",
     "PipettePose",
@@ -59,13 +70,16 @@ __all__ = [
     "TissueMotion",
     "Vessels",
     "View",
+    "load_coco_keypoints",
     "normalise_image",
     "random_scene",
     "render",
     "render_clean",
     "render_mean",
     "scan_times",
+    "scene_for_seed",
     "scene_sequence",
+    "split_of_seed",
     "tip_truth",
 ]
 

@@ -44,7 +44,8 @@ __all__ = [
 F32 = NDArray[np.float32]
 
 CLEAN_BACKGROUND_PHOTONS = 400.0
-"""Expected photons per background pixel in the clean (ex vivo) domain: high signal."""
+"""Expected photons per background pixel in the clean (ex vivo) domain: high signal (fewer if
+the digitiser would saturate: the background is kept at 60 % of its range at most)."""
 
 
 @lru_cache(maxsize=32)
@@ -260,7 +261,7 @@ def _clean_fluorescence(scene: Scene) -> F32:
     edge = max(0.5 * view.pixel_size_um, scene.optics.psf_sigma_xy_um)
     for pose in scene.pipettes:
         outer, inner = silhouette(pose, x_um, y_um, edge)
-        image *= 1 - np.float32(0.9) * outer + np.float32(0.3) * inner
+        image *= 1 - np.float32(0.9) * outer + np.float32(0.15) * inner
     return image
 
 
@@ -275,7 +276,10 @@ def render_mean(scene: Scene) -> tuple[F32, list[TipTruth]]:
     if not isinstance(scene, Scene):
         raise SceneError(f"render needs a Scene, got {type(scene).__name__}")
     if scene.clean_domain:
-        photons = _clean_fluorescence(scene) * np.float32(CLEAN_BACKGROUND_PHOTONS)
+        acq = scene.acquisition
+        headroom = 0.6 * (acq.max_adu - acq.offset_adu) / acq.detector_gain_adu
+        level = max(1.0, min(CLEAN_BACKGROUND_PHOTONS, headroom))
+        photons = _clean_fluorescence(scene) * np.float32(level)
     else:
         photons = _fluorescence(scene) * np.float32(scene.acquisition.photons_per_unit())
     return photons, tip_truth(scene)

@@ -105,6 +105,8 @@ def _tip_layout(rng: np.random.Generator, count: int, fov_um: float) -> np.ndarr
 def _yaws(rng: np.random.Generator, tips: np.ndarray) -> np.ndarray:
     """Advance directions: from different sides toward the tips, sometimes crossing."""
     count = len(tips)
+    if count == 0:
+        return np.zeros(0)
     if rng.random() < 0.25:  # anything goes: shanks often cross in projection
         return rng.uniform(0, 360, count)
     base = rng.uniform(0, 360)

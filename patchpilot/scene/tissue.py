@@ -320,8 +320,8 @@ class Tissue:
             sz = np.float32(sigma_z_um)
             overlap = norm_cdf((chord - shift) / sz) - norm_cdf((-chord - shift) / sz)
             # Chromatin texture inside the nucleus, read from the grain field.
-            texture = 1 + 0.3 * grain[(r0 + 97 * k) % 512, (c0 + 31 * k) % 512]
-            plane[r0:r1, c0:c1] += np.float32(nuclei.brightness[k] * texture) * overlap
+            texture = 1 + 0.3 * sample_periodic(grain, xs[c0:c1] + 97.0 * k, ys[r0:r1] + 31.0 * k)
+            plane[r0:r1, c0:c1] += np.float32(nuclei.brightness[k]) * texture * overlap
 
     def _cut_vessels(self, plane: F32, focus_um: float, xs: F64, ys: F64) -> None:
         vessels = self.vessels
