@@ -8,6 +8,7 @@ import typer
 from patchpilot import __version__
 from patchpilot.cli._acquisition import benchmark_app, replay
 from patchpilot.cli._config import config_app
+from patchpilot.cli._dataset import register_dataset_commands
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
 
@@ -41,3 +42,4 @@ app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
 for _name, _command in LOCALISER_COMMANDS.items():
     app.command(_name)(_command)
+register_dataset_commands(app)
