@@ -6,6 +6,12 @@ counts come from a precomputed inverse-CDF table below 32 photons (exact up to a
 quantisation of the uniform draw; the mean is interpolated between table rows by random
 rounding, so it stays exact) and from a skew-corrected normal (Cornish-Fisher) above, where
 it matches the Poisson mean and variance to within 0.2 % and its skewness to first order.
+
+PMT excess noise (gain variance) is modelled the way it is usually described, as fewer
+"effective" photons each carrying more charge: counts ~ Poisson(mean / F) times F, with F the
+excess noise factor, which gives mean ``g * mean`` and variance ``F * g^2 * mean`` exactly.
+Read noise is triangular (sum of two uniforms) with the stated standard deviation: cheap, and
+far below one photon's step at realistic gains.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from scipy import special
 
 from patchpilot.scene.model import Acquisition
 
-__all__ = ["digitise", "poisson_counts"]
+__all__ = ["detect", "poisson_counts"]
 
 F32 = NDArray[np.float32]
 
@@ -74,21 +80,23 @@ def poisson_counts(mean: F32, rng: np.random.Generator) -> F32:
     return out.reshape(mean.shape)
 
 
-def digitise(
-    photons: F32, acquisition: Acquisition, rng: np.random.Generator
+def detect(
+    mean_photons: F32, acquisition: Acquisition, rng: np.random.Generator
 ) -> NDArray[np.uint16]:
-    """Digitiser output (ADU) of detected photon counts: gain with PMT excess noise, read
-    noise, offset, rounding and clipping at the bit depth."""
-    gain = np.float32(acquisition.detector_gain_adu)
-    signal = photons * gain + np.float32(acquisition.offset_adu)
-    excess = acquisition.excess_noise_factor - 1.0
-    if excess > 0 or acquisition.read_noise_adu > 0:
-        # Sum of n gains with variance excess*g^2 each, plus electronics: one normal draw.
-        variance = photons * np.float32(excess) * gain * gain + np.float32(
-            acquisition.read_noise_adu**2
-        )
-        signal += np.sqrt(variance) * rng.standard_normal(photons.shape, dtype=np.float32)
-    signal += np.float32(0.5)  # truncation of non-negative values then rounds
+    """Digitiser output (ADU) for expected photons per pixel: shot noise, PMT gain with excess
+    noise, read noise, offset, rounding and clipping at the bit depth."""
+    excess = np.float32(acquisition.excess_noise_factor)
+    counts = poisson_counts(mean_photons / excess if excess != 1 else mean_photons, rng)
+    signal = counts
+    signal *= np.float32(acquisition.detector_gain_adu) * excess
+    signal += np.float32(acquisition.offset_adu + 0.5)  # + 0.5: truncation then rounds
+    if acquisition.read_noise_adu > 0:
+        raw = rng.bit_generator.random_raw(signal.size).reshape(signal.shape)
+        low = (raw & np.uint64(0xFFFFFFFF)).astype(np.float32)
+        high = (raw >> np.uint64(32)).astype(np.float32)
+        # (u1 + u2 - 1) has variance 1/6.
+        scale = np.float32(acquisition.read_noise_adu * np.sqrt(6.0) / 2**32)
+        signal += (low + high - np.float32(2**32)) * scale
     np.clip(signal, 0, acquisition.max_adu + 0.25, out=signal)
     out: NDArray[np.uint16] = signal.astype(np.uint16)
     return out

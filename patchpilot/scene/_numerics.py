@@ -16,19 +16,21 @@ __all__ = ["blur_small", "norm_cdf", "sample_periodic", "sample_shifted_rows", "
 
 F32 = NDArray[np.float32]
 
-_SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
-
 
 def norm_cdf(x: NDArray[np.floating[Any]]) -> F32:
-    """Standard normal CDF, tanh approximation (absolute error < 2e-4), ~40x faster than erf."""
-    x = np.clip(x, -8.0, 8.0)
-    inner = _SQRT_2_OVER_PI * (x + np.float32(0.044715) * x * x * x)
-    out: F32 = (np.float32(0.5) + np.float32(0.5) * np.tanh(inner)).astype(np.float32, copy=False)
+    """Standard normal CDF by the logistic approximation ``1 / (1 + exp(-1.702 x))``.
+
+    Absolute error below 0.01 (the PSF is not exactly Gaussian either), three array passes
+    instead of erf's cost.
+    """
+    out: F32 = np.tanh(x * np.float32(0.851), dtype=np.float32)
+    out *= np.float32(0.5)
+    out += np.float32(0.5)
     return out
 
 
 def _kernel(sigma_px: float) -> F32:
-    radius = max(1, int(np.ceil(2.5 * sigma_px)))
+    radius = max(1, round(2.5 * sigma_px))  # taps beyond carry < 1 % of the weight
     taps = np.arange(-radius, radius + 1, dtype=np.float64)
     weights = np.exp(-0.5 * (taps / max(sigma_px, 1e-6)) ** 2)
     kernel: F32 = (weights / weights.sum()).astype(np.float32)
@@ -36,16 +38,19 @@ def _kernel(sigma_px: float) -> F32:
 
 
 def _blur_axis(image: F32, kernel: F32, axis: int) -> F32:
+    """Symmetric 1D correlation along ``axis``, edges extended (nearest)."""
     radius = len(kernel) // 2
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (radius, radius)
-    padded = np.pad(image, pad, mode="edge")
-    size = image.shape[axis]
-    out = np.zeros_like(image)
-    for tap, weight in enumerate(kernel):
-        window = padded[tap : tap + size, :] if axis == 0 else padded[:, tap : tap + size]
-        out += weight * window
-    return out
+    data = image if axis == 0 else image.T
+    out = data * kernel[radius]
+    size = data.shape[0]
+    for tap in range(1, min(radius, size - 1) + 1):
+        weight = kernel[radius + tap]
+        out[tap:] += weight * data[:-tap]
+        out[:-tap] += weight * data[tap:]
+        out[:tap] += weight * data[0]
+        out[-tap:] += weight * data[-1]
+    result: F32 = out if axis == 0 else np.ascontiguousarray(out.T)
+    return result
 
 
 def blur_small(image: F32, sigma_x_px: float, sigma_y_px: float) -> F32:
@@ -67,20 +72,25 @@ def sample_shifted_rows(
     """Bilinear samples ``slab[row_pos[i], col_pos[i] + j]`` for j < ``width``.
 
     Each image row reads the slab along one row at a fractional offset, which is how tissue
-    motion during the scan shears the image. Positions are clipped to the slab.
+    motion during the scan shears the image. Positions are clipped to the slab. Rows are
+    blended first (whole slab rows), then shifted in groups that share an integer offset:
+    motion within one frame spans only a few pixels, so there are few groups.
     """
     rows, cols = slab.shape
     r = np.clip(row_pos, 0.0, rows - 1.001)
     c = np.clip(col_pos, 0.0, cols - width - 1.001)
-    r0 = np.floor(r).astype(np.int64)
-    c0 = np.floor(c).astype(np.int64)
+    r0 = r.astype(np.int64)
+    c0 = c.astype(np.int64)
     fr = (r - r0).astype(np.float32)[:, None]
     fc = (c - c0).astype(np.float32)[:, None]
-    flat = slab.ravel()
-    index = (r0 * cols + c0)[:, None] + np.arange(width)[None, :]
-    top = flat[index] * (1 - fc) + flat[index + 1] * fc
-    bottom = flat[index + cols] * (1 - fc) + flat[index + cols + 1] * fc
-    out: F32 = top * (1 - fr) + bottom * fr
+    upper = slab[r0]
+    blended = upper + (slab[r0 + 1] - upper) * fr
+    out = np.empty((row_pos.size, width), dtype=np.float32)
+    for offset in np.unique(c0):
+        members = np.flatnonzero(c0 == offset)
+        left = blended[members, offset : offset + width]
+        right = blended[members, offset + 1 : offset + 1 + width]
+        out[members] = left + (right - left) * fc[members]
     return out
 
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from patchpilot.scene._detector import digitise, poisson_counts
+from patchpilot.scene._detector import detect
 from patchpilot.scene._numerics import blur_small, sample_shifted_rows
 from patchpilot.scene._pipette import (
     pipette_box,
@@ -79,7 +79,7 @@ def scan_times(view: View, acquisition: Acquisition) -> F32:
     )
 
 
-_COARSE_STEP_UM = 4.0
+_COARSE_STEP_UM = 3.0
 """Lattice step (µm) for the defocused parts of pipettes, whose detail is broader."""
 
 
@@ -317,8 +317,7 @@ def render(scene: Scene, rng: np.random.Generator) -> tuple[NDArray[np.uint16], 
     if not isinstance(rng, np.random.Generator):
         raise SceneError(f"render needs a numpy Generator as rng, got {type(rng).__name__}")
     photons, truth = render_mean(scene)
-    counts = poisson_counts(photons, rng)
-    return digitise(counts, scene.acquisition, rng), truth
+    return detect(photons, scene.acquisition, rng), truth
 
 
 def render_clean(
