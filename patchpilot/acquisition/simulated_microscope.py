@@ -7,8 +7,10 @@ pymmcore-plus MDA; nothing above the devices knows it is simulated.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import weakref
 from typing import Any
 
 from patchpilot.acquisition.devices import (
@@ -90,6 +92,9 @@ class SimulatedMicroscope:
         core.setPixelSizeUm(_PIXEL_CONFIG, cfg.pixel_size_um)
         core.setPixelSizeConfig(_PIXEL_CONFIG)
         self._closed = False
+        # Also when nobody closes it (a crash, a forgotten close): no C++ callback into a
+        # dying interpreter.
+        atexit.register(_release_at_exit, weakref.ref(core))
 
     @property
     def source(self) -> ImageSource:
@@ -121,3 +126,9 @@ class SimulatedMicroscope:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _release_at_exit(core_ref: weakref.ReferenceType[Any]) -> None:
+    core = core_ref()
+    if core is not None:
+        release_core_callbacks(core)
