@@ -6,7 +6,9 @@ All work on float32 arrays; nothing here loops over pixels in Python.
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -111,7 +113,8 @@ _BANK_SCALES = {
 
 def texture_bank() -> dict[str, F32]:
     """Periodic (512 µm, 1 µm texels) zero-mean unit-variance noise fields, made once per
-    process from a fixed seed, so every tissue is reproducible from its own parameters."""
+    process from a fixed seed, so every tissue is reproducible from its own parameters.
+    Each is stored as 512 rows x 1536 columns (three periods side by side)."""
     with _bank_lock:
         if not _bank:
             rng = np.random.default_rng(_BANK_SEED)
@@ -123,22 +126,37 @@ def texture_bank() -> dict[str, F32]:
                 spectrum = np.fft.rfft2(white) * np.exp(-0.5 * k2 * scale_um**2)
                 field = np.fft.irfft2(spectrum, s=(_BANK_SIZE, _BANK_SIZE))
                 field = (field - field.mean()) / field.std()
-                _bank[name] = field.astype(np.float32)
+                # Three periods wide: any window of up to two periods is one slice.
+                _bank[name] = np.ascontiguousarray(np.tile(field.astype(np.float32), (1, 3)))
         return _bank
 
 
-def sample_periodic(texture: F32, x_um: NDArray[np.float64], y_um: NDArray[np.float64]) -> F32:
-    """Bilinear samples of a periodic 1-µm texture on the grid ``y_um`` x ``x_um``."""
-    period = texture.shape[0]
-    fx = np.mod(x_um, period)
+def sample_periodic(
+    fields: Sequence[tuple[F32, float]], x_um: NDArray[np.float64], y_um: NDArray[np.float64]
+) -> F32:
+    """Bilinear samples of a weighted sum of periodic 1-µm textures on the grid
+    ``y_um`` x ``x_um`` (``x_um`` increasing). Textures from :func:`texture_bank` are stored
+    three periods wide, so the needed columns are one slice; rows are gathered, blended and
+    summed on that slice, then the columns are interpolated once."""
+    period = fields[0][0].shape[0]
     fy = np.mod(y_um, period)
-    c0 = np.floor(fx).astype(np.int64)
-    r0 = np.floor(fy).astype(np.int64)
-    wx = (fx - c0).astype(np.float32)[None, :]
-    wy = (fy - r0).astype(np.float32)[:, None]
-    c1 = (c0 + 1) % period
+    r0 = fy.astype(np.int64)
     r1 = (r0 + 1) % period
-    top = texture[np.ix_(r0, c0)] * (1 - wx) + texture[np.ix_(r0, c1)] * wx
-    bottom = texture[np.ix_(r1, c0)] * (1 - wx) + texture[np.ix_(r1, c1)] * wx
-    out: F32 = top * (1 - wy) + bottom * wy
+    wy = (fy - r0).astype(np.float32)[:, None]
+    start = math.floor(x_um[0] / period) * period
+    local = x_um - start  # >= 0
+    c0 = local.astype(np.int64)
+    wx = (local - c0).astype(np.float32)[None, :]
+    first, last = int(c0[0]), int(c0[-1]) + 2
+    wide = all(texture.shape[1] >= last for texture, _ in fields)
+    if not wide:  # a very wide view: read column by column, modulo the period
+        cols = np.arange(first, last) % period
+    rows = np.zeros((y_um.size, last - first), dtype=np.float32)
+    for texture, weight in fields:
+        source = texture[:, first:last] if wide else texture[:, cols]
+        upper = source[r0]
+        rows += np.float32(weight) * (upper + (source[r1] - upper) * wy)
+    index = c0 - first
+    left = rows[:, index]
+    out: F32 = left + (rows[:, index + 1] - left) * wx
     return out

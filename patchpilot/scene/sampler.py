@@ -150,8 +150,8 @@ def _pose(
         tip_diameter_um=float(rng.uniform(1.0, 2.0)),
         taper_half_angle_deg=float(rng.uniform(2.0, 8.0)),
         polarity=polarity,
-        plume_strength=float(rng.uniform(0.1, 1.5)) if rng.random() < 0.6 else 0.0,
-        plume_sigma_um=float(rng.uniform(6.0, 25.0)),
+        plume_strength=float(rng.uniform(0.1, 1.0)) if rng.random() < 0.6 else 0.0,
+        plume_sigma_um=float(rng.uniform(10.0, 40.0)),
         velocity_um_s=velocity,
         lumen_brightness=float(rng.uniform(1.5, 8.0)),
         tip_speck=float(rng.uniform(0.0, 2.5)) if rng.random() < 0.7 else 0.0,
@@ -227,7 +227,7 @@ def random_scene(
         illumination_tilt=(float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.2, 0.2))),
     )
     dwell = float(rng.choice([0.5, 1.0, 2.0, 3.2, 4.0]))
-    background_photons = float(np.exp(rng.uniform(np.log(2.5), np.log(100.0))))
+    background_photons = float(np.exp(rng.uniform(np.log(3.0), np.log(120.0))))
     power = float(rng.uniform(0.8, 1.2))
     acquisition = Acquisition(
         pixel_dwell_us=dwell,

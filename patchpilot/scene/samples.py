@@ -16,8 +16,8 @@ def sample_sheet(seed: int = 0, size_px: int = 256, max_tries: int = 500) -> Ima
     """Rows of 1, 2, 3 and 4 pipettes at 1 µm/pixel; columns: the noisy frame, its expected
     photons (no noise), and the same pipettes in the clean (ex vivo) domain.
 
-    Each row is the first random scene from ``seed`` on whose tips all lie in the frame,
-    drawn from the training distribution otherwise unchanged.
+    Each row is the first random scene from ``seed`` on whose tips all lie in the frame, at
+    least half of them in focus; otherwise the training distribution unchanged.
     """
     tiles = []
     for count in (1, 2, 3, 4):
@@ -27,7 +27,7 @@ def sample_sheet(seed: int = 0, size_px: int = 256, max_tries: int = 500) -> Ima
                 family, n_pipettes=count, pixel_size_um=1.0, size_px=size_px
             )
             truth = render_mean(scene)[1]
-            if all(t.in_frame for t in truth) and any(t.in_focus for t in truth):
+            if all(t.in_frame for t in truth) and 2 * sum(t.in_focus for t in truth) >= count:
                 break
         image, truth = render(scene, noise)
         mean, _ = render_mean(scene)

@@ -257,22 +257,19 @@ class Tissue:
     def _texture(self, focus_um: float, xs: F64, ys: F64) -> F32:
         bank = texture_bank()
         ox, oy, oz = self.texture_offset_um
-        x, y = xs + ox, ys + oy
         # Two quadrature fields per scale, mixed by depth: the texture changes with focus
         # over ~8 µm (grain) and ~30 µm (blotches).
-        out = np.ones((ys.size, xs.size), dtype=np.float32)
+        fields = []
         for name, contrast, period_um in (
             ("grain", self.grain_contrast, 8.0),
             ("blotch", self.blotch_contrast, 30.0),
         ):
-            if contrast <= 0:
-                continue
             phase = 2 * np.pi * (focus_um + oz) / period_um
-            mix = sample_periodic(bank[f"{name}_a"], x, y) * np.float32(math.cos(phase))
-            mix += sample_periodic(bank[f"{name}_b"], x, y) * np.float32(math.sin(phase))
-            out += np.float32(contrast) * mix
-        if self.haze_contrast > 0:
-            out += np.float32(self.haze_contrast) * sample_periodic(bank["haze"], x, y)
+            fields.append((bank[f"{name}_a"], contrast * math.cos(phase)))
+            fields.append((bank[f"{name}_b"], contrast * math.sin(phase)))
+        fields.append((bank["haze"], self.haze_contrast))
+        out = sample_periodic(fields, xs + ox, ys + oy)
+        out += np.float32(1.0)
         return np.maximum(out, np.float32(0.05))
 
     def _build_slab(self, focus_um: float, xs: F64, ys: F64, sigma_z_um: float) -> F32:
@@ -280,7 +277,8 @@ class Tissue:
         tissue_weight = float(norm_cdf(np.array([depth_um / 3.0], dtype=np.float32))[0])
         plane = np.full((ys.size, xs.size), self.medium_brightness, dtype=np.float32)
         if self.haze_contrast > 0 and tissue_weight < 0.999:
-            haze = sample_periodic(texture_bank()["haze"], xs + self.texture_offset_um[0], ys)
+            ox, oy, _ = self.texture_offset_um
+            haze = sample_periodic([(texture_bank()["haze"], 1.0)], xs + ox, ys + oy)
             plane *= 1 + np.float32(0.5 * self.haze_contrast) * haze
         if tissue_weight > 0.001:
             tissue = self._texture(focus_um, xs, ys) * np.float32(self.tissue_brightness)
@@ -320,26 +318,43 @@ class Tissue:
             sz = np.float32(sigma_z_um)
             overlap = norm_cdf((chord - shift) / sz) - norm_cdf((-chord - shift) / sz)
             # Chromatin texture inside the nucleus, read from the grain field.
-            texture = 1 + 0.3 * sample_periodic(grain, xs[c0:c1] + 97.0 * k, ys[r0:r1] + 31.0 * k)
+            texture = 1 + sample_periodic(
+                [(grain, 0.3)], xs[c0:c1] + 97.0 * k, ys[r0:r1] + 31.0 * k
+            )
             plane[r0:r1, c0:c1] += np.float32(nuclei.brightness[k]) * texture * overlap
 
     def _cut_vessels(self, plane: F32, focus_um: float, xs: F64, ys: F64) -> None:
         vessels = self.vessels
+        step = float(xs[1] - xs[0]) if xs.size > 1 else 1.0
         for k in range(len(vessels)):
             start, end = vessels.starts_um[k], vessels.ends_um[k]
-            radius = vessels.radii_um[k]
-            if not (min(start[2], end[2]) - radius <= focus_um <= max(start[2], end[2]) + radius):
-                continue
-            low = np.minimum(start[:2], end[:2]) - radius
-            high = np.maximum(start[:2], end[:2]) + radius
-            if high[0] < xs[0] or low[0] > xs[-1] or high[1] < ys[0] or low[1] > ys[-1]:
-                continue
+            reach = vessels.radii_um[k] + 3.0  # the soft edge reaches ~3 µm beyond the wall
             axis = end - start
+            # Where along the axis the tube can touch the focal plane.
+            if abs(axis[2]) > 1e-9:
+                t_a = (focus_um - reach - start[2]) / axis[2]
+                t_b = (focus_um + reach - start[2]) / axis[2]
+                t_low, t_high = max(0.0, min(t_a, t_b)), min(1.0, max(t_a, t_b))
+            elif abs(focus_um - start[2]) <= reach:
+                t_low, t_high = 0.0, 1.0
+            else:
+                continue
+            if t_low > t_high:
+                continue
+            ends = start[:2] + np.outer([t_low, t_high], axis[:2])
+            low = ends.min(axis=0) - reach
+            high = ends.max(axis=0) + reach
+            c0 = max(0, int((low[0] - xs[0]) / step))
+            c1 = min(xs.size, int((high[0] - xs[0]) / step) + 2)
+            r0 = max(0, int((low[1] - ys[0]) / step))
+            r1 = min(ys.size, int((high[1] - ys[0]) / step) + 2)
+            if c0 >= c1 or r0 >= r1:
+                continue
             length2 = float(axis @ axis)
-            px = (xs - start[0])[None, :].astype(np.float32)
-            py = (ys - start[1])[:, None].astype(np.float32)
+            px = (xs[c0:c1] - start[0])[None, :].astype(np.float32)
+            py = (ys[r0:r1] - start[1])[:, None].astype(np.float32)
             pz = np.float32(focus_um - start[2])
             t = np.clip((px * axis[0] + py * axis[1] + pz * axis[2]) / length2, 0.0, 1.0)
             dist2 = (px - t * axis[0]) ** 2 + (py - t * axis[1]) ** 2 + (pz - t * axis[2]) ** 2
-            inside = norm_cdf((np.float32(radius) - np.sqrt(dist2)) / np.float32(1.0))
-            plane *= 1 - np.float32(vessels.darkness[k]) * inside
+            inside = norm_cdf(np.float32(vessels.radii_um[k]) - np.sqrt(dist2))
+            plane[r0:r1, c0:c1] *= 1 - np.float32(vessels.darkness[k]) * inside
