@@ -253,6 +253,10 @@ class MicroscopeConfig(_Frozen):
     xy_stage_device: str = "XY"
     focus_limits_um: tuple[float, float] = (-1000.0, 1000.0)
     stage_position_um: tuple[float, float] = (0.0, 0.0)
+    mm_config_file: Path | None = None
+    """Micro-Manager hardware configuration (``.cfg``) that pymmcore-plus loads."""
+    bridge_port: int = Field(default=4827, ge=1, le=65535)
+    """The pycromanager bridge port of a running Micro-Manager (Java backend)."""
 
     @field_validator("focus_limits_um")
     @classmethod
