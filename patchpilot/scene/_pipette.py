@@ -90,18 +90,29 @@ def _geometry(
     return _Geometry(s_h, d, h, r_out, r_in), dx, dy
 
 
-def _strip(d: F32, radius: F32, sigma: F32) -> F32:
-    """Fraction of a Gaussian (sigma) centred at offset d that a strip |x| < radius covers."""
-    inv = 1 / sigma
-    out: F32 = norm_cdf((d + radius) * inv) - norm_cdf((d - radius) * inv)
+_TANH_SCALE = np.float32(0.851)  # norm_cdf's logistic slope, as a tanh argument
+
+
+def _cdf_diff(upper: F32, lower: F32) -> F32:
+    """``norm_cdf(upper) - norm_cdf(lower)`` in fewer array passes."""
+    out: F32 = np.tanh(upper * _TANH_SCALE, dtype=np.float32)
+    out -= np.tanh(lower * _TANH_SCALE, dtype=np.float32)
+    out *= np.float32(0.5)
     return out
 
 
-def _chord(d: F32, radius: F32, h: F32, cos_pitch: float, sigma_z: float) -> F32:
-    """Part of the axial PSF that the vertical chord through the cylinder covers."""
-    half = np.sqrt(np.maximum(radius * radius - d * d, np.float32(0))) / np.float32(cos_pitch)
-    inv = np.float32(1 / sigma_z)
-    out: F32 = norm_cdf((h + half) * inv) - norm_cdf((h - half) * inv)
+def _strip(d: F32, radius: F32, inv_sigma: F32) -> F32:
+    """Fraction of a Gaussian (1 / inv_sigma wide) at offset d that a strip |x| < radius
+    covers."""
+    return _cdf_diff((d + radius) * inv_sigma, (d - radius) * inv_sigma)
+
+
+def _half_chord(d: F32, radius: F32, scale: float) -> F32:
+    """Half the vertical chord through the inclined cylinder, times ``scale``."""
+    inside = radius * radius
+    inside -= d * d
+    np.maximum(inside, np.float32(0), out=inside)
+    out: F32 = np.sqrt(inside) * np.float32(scale)
     return out
 
 
@@ -121,32 +132,42 @@ def pipette_terms(
     skips what only matters near focus (exclusion, speck) for a coarse pass far from it.
     """
     geo, dx, dy = _geometry(pose, x_um, y_um, tau_s, focus_um)
-    sxy = np.float32(optics.psf_sigma_xy_um)
-    slope = np.float32(optics.defocus_slope)
+    sxy2 = np.float32(optics.psf_sigma_xy_um**2)
     sz = optics.psf_sigma_z_um
-    cos_pitch = math.cos(math.radians(pose.pitch_deg))
+    to_z = 1 / (math.cos(math.radians(pose.pitch_deg)) * sz)  # chord µm -> axial sigmas
 
-    beam = np.sqrt(sxy * sxy + (slope * geo.h) ** 2)  # lateral sigma of the beam at the glass
-    end_cap = norm_cdf(geo.s_h / beam)  # the cone ends at the tip
-
+    # Lateral sigma of the excitation beam where it meets the glass, and its inverse.
+    beam = geo.h * np.float32(optics.defocus_slope)
+    beam *= beam
+    beam += sxy2
+    inv_beam = 1 / np.sqrt(beam)
+    end_cap = norm_cdf(geo.s_h * inv_beam)  # the cone ends at the tip
+    h_z = geo.h * np.float32(1 / sz)
+    half_z = _half_chord(geo.d, geo.r_out, to_z)
+    low_z = h_z - half_z
     # Glass entirely above the focal volume shades the excitation cone.
-    half_out = np.sqrt(np.maximum(geo.r_out**2 - geo.d**2, np.float32(0))) / np.float32(cos_pitch)
-    above = norm_cdf((geo.h - half_out) / np.float32(sz) - np.float32(1.5))
-    blocked = np.float32(pose.shadow_strength) * above * _strip(geo.d, geo.r_out, beam) * end_cap
-    shadow = (1 - blocked) ** 2  # two-photon excitation goes with the square of the light
+    blocked = norm_cdf(low_z - np.float32(1.5))
+    blocked *= _strip(geo.d, geo.r_out, inv_beam)
+    blocked *= end_cap
+    blocked *= np.float32(pose.shadow_strength)
+    shadow = 1 - blocked
+    shadow *= shadow  # two-photon excitation goes with the square of the light
 
-    if sharp:
-        exclusion = 1 - _chord(geo.d, geo.r_out, geo.h, cos_pitch, sz) * end_cap
+    if sharp:  # the glass replaces the dye over the part of the axial PSF it fills
+        exclusion = _cdf_diff(h_z + half_z, low_z)
+        exclusion *= end_cap
+        np.subtract(np.float32(1), exclusion, out=exclusion)
     else:
         exclusion = np.ones_like(shadow)
     emission = np.zeros_like(shadow)
     mix = pose.lumen_mix
     if mix > 0 and pose.lumen_brightness > 0:
-        near = np.exp(-(geo.h**2) / np.float32(2 * (2 * sz) ** 2))
+        near = np.exp(-(h_z * h_z) / np.float32(8.0))  # within ~2 axial sigmas
         fade = np.exp(-np.abs(geo.h) / np.float32(optics.axial_fade_um)) * (1 - near)
-        lumen = _strip(geo.d, geo.r_in, beam) * fade
+        lumen = _strip(geo.d, geo.r_in, inv_beam) * fade
         if sharp:
-            lumen += _chord(geo.d, geo.r_in, geo.h, cos_pitch, sz)
+            half_in = _half_chord(geo.d, geo.r_in, to_z)
+            lumen += _cdf_diff(h_z + half_in, h_z - half_in)
         emission += np.float32(pose.lumen_brightness * mix) * lumen * end_cap
     if sharp and pose.tip_speck > 0:
         radius = pose.tip_diameter_um / 2
@@ -168,18 +189,23 @@ def sharp_band(
     """Rows and columns where the pipette has detail finer than ``coarse_um``: near the focus
     crossing, where the beam at the glass is narrower than two coarse steps."""
     slope = optics.defocus_slope
+    tan_pitch = math.tan(math.radians(pose.pitch_deg))
+    cos_pitch = math.cos(math.radians(pose.pitch_deg))
+    taper = math.tan(math.radians(pose.taper_half_angle_deg))
+    h_tip = pose.tip_um[2] - view.focus_um
     height = math.sqrt(max((2 * coarse_um) ** 2 - optics.psf_sigma_xy_um**2, 0.0)) / slope
     height += 4 * optics.psf_sigma_z_um + pose.tip_diameter_um + max_shift_um
-    tan_pitch = math.tan(math.radians(pose.pitch_deg))
-    h_tip = pose.tip_um[2] - view.focus_um
+    # A wide shank crossing focus fills the axial PSF over half its vertical chord more.
+    s_far = max(0.0, -h_tip / tan_pitch) + height / tan_pitch
+    along_far = s_far / cos_pitch
+    height += (pose.tip_diameter_um / 2 + along_far * (taper + _SHOULDER * along_far)) / cos_pitch
     margin = 3 * coarse_um + 3 * pose.tip_diameter_um + max_shift_um
     fov = max(view.width_px, view.height_px) * view.pixel_size_um
     s_low = max(-margin, (-height - h_tip) / tan_pitch)
     s_high = min((height - h_tip) / tan_pitch, 2 * fov + 1000.0)
     if s_high < s_low:
         return None
-    along = max(s_high, 0.0) / math.cos(math.radians(pose.pitch_deg))
-    taper = math.tan(math.radians(pose.taper_half_angle_deg))
+    along = max(s_high, 0.0) / cos_pitch
     half_width = pose.tip_diameter_um / 2 + along * (taper + _SHOULDER * along) + 8 * coarse_um
     half_width += max_shift_um
     yaw = math.radians(pose.yaw_deg)

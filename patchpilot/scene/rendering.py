@@ -22,14 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.scene._detector import detect
+from patchpilot.scene._layers import COARSEST_STEP_UM, pipette_layers
 from patchpilot.scene._numerics import blur_small, sample_shifted_rows
-from patchpilot.scene._pipette import (
-    pipette_box,
-    pipette_terms,
-    plume_terms,
-    sharp_band,
-    silhouette,
-)
+from patchpilot.scene._pipette import plume_terms, silhouette
 from patchpilot.scene.model import Acquisition, Scene, SceneError, TipTruth, View
 
 __all__ = [
@@ -79,25 +74,7 @@ def scan_times(view: View, acquisition: Acquisition) -> F32:
     )
 
 
-_COARSE_STEP_UM = 3.0
-"""Lattice step (µm) for the defocused parts of pipettes, whose detail is broader."""
-
-
-def _lattice(size: int, step: int) -> NDArray[np.int64]:
-    """Every ``step``-th index from 0, always including the last."""
-    return np.unique(np.r_[np.arange(0, size, step), size - 1]).astype(np.int64)
-
-
-@lru_cache(maxsize=64)
-def _interpolation(size: int, step: int) -> F32:
-    """(size, n) matrix taking values on ``_lattice(size, step)`` to every index, linearly."""
-    knots = _lattice(size, step)
-    matrix = np.zeros((size, knots.size), dtype=np.float32)
-    eye = np.eye(knots.size)
-    for k in range(knots.size):
-        matrix[:, k] = np.interp(np.arange(size), knots, eye[k])
-    matrix.setflags(write=False)
-    return matrix
+_COARSE_STEP_UM = COARSEST_STEP_UM
 
 
 @lru_cache(maxsize=32)
@@ -177,69 +154,15 @@ def _fluorescence(scene: Scene) -> F32:
         if plume is not None:
             rows, cols, cloud = plume
             background[rows, cols] += cloud
-    coarse_um = _COARSE_STEP_UM
-    step = max(1, round(coarse_um / view.pixel_size_um))
     for pose in scene.pipettes:
         speed = math.hypot(*pose.velocity_um_s[:2]) + abs(pose.velocity_um_s[2])
-        shift_um = speed * half_frame_s
-        box = pipette_box(pose, x_um, y_um, view.focus_um, optics, shift_um)
-        if box is None:
+        layers = pipette_layers(pose, view, optics, tau, speed * half_frame_s, _COARSE_STEP_UM)
+        if layers is None:
             continue
-        rows, cols = box
-        band = sharp_band(pose, view, optics, step * view.pixel_size_um, shift_um)
-        box_rows = rows.stop - rows.start
-        box_cols = cols.stop - cols.start
-        if step == 1 or min(box_rows, box_cols) < 4 * step:
-            band = box  # small or coarse-pixelled: everything at full resolution
-        if band is not None:
-            band = (
-                slice(max(band[0].start, rows.start), min(band[0].stop, rows.stop)),
-                slice(max(band[1].start, cols.start), min(band[1].stop, cols.stop)),
-            )
-            if band[0].start >= band[0].stop or band[1].start >= band[1].stop:
-                band = None
-        if band == box:
-            coarse_shadow = np.ones((box_rows, box_cols), dtype=np.float32)
-            coarse_emission = np.zeros((box_rows, box_cols), dtype=np.float32)
-        else:
-            # The smooth, defocused part of the pipette on a coarse lattice, then bilinear.
-            r_idx = _lattice(box_rows, step) + rows.start
-            c_idx = _lattice(box_cols, step) + cols.start
-            coarse = pipette_terms(
-                pose,
-                x_um[c_idx].astype(np.float32)[None, :],
-                y_um[r_idx].astype(np.float32)[:, None],
-                tau[np.ix_(r_idx, c_idx)],
-                view.focus_um,
-                optics,
-                sharp=False,
-            )
-            up_rows = _interpolation(box_rows, step)
-            up_cols = _interpolation(box_cols, step)
-            coarse_shadow = up_rows @ coarse.shadow.astype(np.float32) @ up_cols.T
-            coarse_emission = (
-                up_rows @ coarse.emission.astype(np.float32) @ up_cols.T
-                if coarse.emission.any()
-                else np.zeros((box_rows, box_cols), dtype=np.float32)
-            )
-        if band is not None:
-            fine = pipette_terms(
-                pose,
-                x_um[band[1]].astype(np.float32)[None, :],
-                y_um[band[0]].astype(np.float32)[:, None],
-                tau[band],
-                view.focus_um,
-                optics,
-            )
-            inner = (
-                slice(band[0].start - rows.start, band[0].stop - rows.start),
-                slice(band[1].start - cols.start, band[1].stop - cols.start),
-            )
-            coarse_shadow[inner] = fine.shadow
-            coarse_emission[inner] = fine.emission
-            background[band] *= fine.exclusion
-        shadow[rows, cols] *= coarse_shadow
-        emission[rows, cols] += coarse_emission
+        shadow[layers.box] *= layers.shadow
+        emission[layers.box] += layers.emission
+        if layers.band is not None and layers.exclusion is not None:
+            background[layers.band] *= layers.exclusion
     depth = max(0.0, scene.tissue.surface_z_um - view.focus_um)
     scale = math.exp(-depth / optics.attenuation_length_um)
     illumination = _illumination(
