@@ -172,7 +172,7 @@ def random_scene(
 ) -> Scene:
     """A random scene from the training distribution.
 
-    Covers pixel sizes (``pixel_size_um`` value or range), signal-to-noise from ~1.5 to ~10
+    Covers pixel sizes (``pixel_size_um`` value or range), signal-to-noise from ~1.4 to ~11
     at the background, 0 to 8 pipettes (``n_pipettes`` range, plus ``atypical_fraction`` of
     scenes with any count 0 to 8), pipettes converging from different sides with shanks
     sometimes crossing, tips 20 to 150 µm apart, near or outside the frame edge, above and

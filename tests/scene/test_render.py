@@ -134,3 +134,28 @@ def test_clean_domain_is_flat_bright_with_a_dark_silhouette() -> None:
     assert background.std() / background.mean() < 0.12  # high signal: little shot noise
     noisy, _ = render(scene, np.random.default_rng(1))
     assert not np.array_equal(noisy, image)
+
+
+@pytest.mark.parametrize(
+    ("pose", "view"),
+    [
+        (PipettePose("p", (0, 0, 0), 0.5, 10.0), View((0, 0), 0.0, 40, 24, 0.1)),
+        (PipettePose("p", (0, 0, 0), 89.0, 0.0, polarity=0.7), View((0, 0), 0.0, 8, 8, 20.0)),
+        (PipettePose("p", (1e4, -1e4, 500), 30.0, 0.0), View((0, 0), -300.0, 32, 32, 1.0)),
+        (
+            PipettePose(
+                "p", (0, 0, 0), 30.0, 0.0, velocity_um_s=(1e5, -1e5, 1e4), plume_strength=5
+            ),
+            View((5.0, 5.0), 0.0, 32, 48, 0.5),
+        ),
+        (
+            PipettePose("p", (0, 0, 0), 45.0, 0.0, tip_diameter_um=20, taper_half_angle_deg=30),
+            View((0, 0), 2.0, 64, 64, 2.0),
+        ),
+    ],
+)
+def test_extreme_but_valid_scenes_render_finite_frames(pose: PipettePose, view: View) -> None:
+    photons, truth = render_mean(plain_scene(pose, view=view))
+    assert photons.shape == view.shape and np.isfinite(photons).all() and photons.min() >= 0
+    image, _ = render(plain_scene(pose, view=view), np.random.default_rng(0))
+    assert image.dtype == np.uint16 and len(truth) == 1
