@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,11 +33,12 @@ COARSEST_STEP_UM = 3.0
 
 @dataclass
 class PipetteLayers:
-    """Shadow and emission over ``box``; exclusion over ``band`` (inside the box) or none."""
+    """Shadow and emission (None: none) over ``box``; exclusion over ``band`` (inside the
+    box) or none."""
 
     box: Box
     shadow: F32
-    emission: F32
+    emission: F32 | None
     band: Box | None
     exclusion: F32 | None
 
@@ -96,7 +98,7 @@ def pipette_layers(
         return None
     shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
     shadow = np.ones(shape, dtype=np.float32)
-    emission = np.zeros(shape, dtype=np.float32)
+    emission: F32 | None = None  # stays None for a pipette that emits nothing here
     region: Box | None = box
     steps = level_steps(view.pixel_size_um, coarsest_um)
     for level, step in enumerate(steps):
@@ -111,8 +113,9 @@ def pipette_layers(
             slice(rows.start - box[0].start, rows.stop - box[0].start),
             slice(cols.start - box[1].start, cols.stop - box[1].start),
         )
-        if step == 1 or min(n_rows, n_cols) < 4 * step:
-            fine = pipette_terms(
+        finest = step == 1 or min(n_rows, n_cols) < 4 * step
+        if finest:
+            terms = pipette_terms(
                 pose,
                 x_um[cols].astype(np.float32)[None, :],
                 y_um[rows].astype(np.float32)[:, None],
@@ -120,25 +123,35 @@ def pipette_layers(
                 view.focus_um,
                 optics,
             )
-            shadow[inner] = fine.shadow
-            emission[inner] = fine.emission
-            return PipetteLayers(box, shadow, emission, region, fine.exclusion)
-        r_idx = _lattice(n_rows, step) + rows.start
-        c_idx = _lattice(n_cols, step) + cols.start
-        coarse = pipette_terms(
-            pose,
-            x_um[c_idx].astype(np.float32)[None, :],
-            y_um[r_idx].astype(np.float32)[:, None],
-            tau[np.ix_(r_idx, c_idx)],
-            view.focus_um,
-            optics,
-            sharp=False,
-        )
-        up_rows = _interpolation(n_rows, step)
-        up_cols = _interpolation(n_cols, step)
-        shadow[inner] = up_rows @ coarse.shadow.astype(np.float32) @ up_cols.T
-        if coarse.emission.any():
-            emission[inner] = up_rows @ coarse.emission.astype(np.float32) @ up_cols.T
+            level_shadow = terms.shadow
+            level_emission: NDArray[np.floating[Any]] | None = terms.emission
         else:
+            r_idx = _lattice(n_rows, step) + rows.start
+            c_idx = _lattice(n_cols, step) + cols.start
+            terms = pipette_terms(
+                pose,
+                x_um[c_idx].astype(np.float32)[None, :],
+                y_um[r_idx].astype(np.float32)[:, None],
+                tau[np.ix_(r_idx, c_idx)],
+                view.focus_um,
+                optics,
+                sharp=False,
+            )
+            up_rows = _interpolation(n_rows, step)
+            up_cols = _interpolation(n_cols, step)
+            level_shadow = up_rows @ terms.shadow.astype(np.float32) @ up_cols.T
+            level_emission = (
+                up_rows @ terms.emission.astype(np.float32) @ up_cols.T
+                if terms.emission.any()
+                else None
+            )
+        shadow[inner] = level_shadow
+        if level_emission is not None and level_emission.any():
+            if emission is None:
+                emission = np.zeros(shape, dtype=np.float32)
+            emission[inner] = level_emission
+        elif emission is not None:
             emission[inner] = 0.0
+        if finest:
+            return PipetteLayers(box, shadow, emission, region, terms.exclusion)
     return PipetteLayers(box, shadow, emission, None, None)

@@ -160,7 +160,8 @@ def _fluorescence(scene: Scene) -> F32:
         if layers is None:
             continue
         shadow[layers.box] *= layers.shadow
-        emission[layers.box] += layers.emission
+        if layers.emission is not None:
+            emission[layers.box] += layers.emission
         if layers.band is not None and layers.exclusion is not None:
             background[layers.band] *= layers.exclusion
     depth = max(0.0, scene.tissue.surface_z_um - view.focus_um)
