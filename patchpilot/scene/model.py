@@ -82,13 +82,13 @@ class PipettePose:
             )
         _set(self, "tip_um", _vector(owner, "tip_um", self.tip_um, 3))
         _set(self, "velocity_um_s", _vector(owner, "velocity_um_s", self.velocity_um_s, 3))
-        _set(
-            self,
-            "pitch_deg",
-            _in_range(owner, "pitch_deg", self.pitch_deg, 0.0, 89.999, open_low=True),
-        )
-        if self.pitch_deg >= 90.0:
-            raise SceneError(f"{owner}.pitch_deg must be below 90 degrees, got {self.pitch_deg!r}")
+        pitch = _finite(owner, "pitch_deg", self.pitch_deg)
+        if not 0.0 < pitch < 90.0:
+            raise SceneError(
+                f"{owner}.pitch_deg must be strictly between 0 and 90 degrees below horizontal, "
+                f"got {self.pitch_deg!r}"
+            )
+        _set(self, "pitch_deg", pitch)
         _set(self, "yaw_deg", _finite(owner, "yaw_deg", self.yaw_deg))
         _set(
             self,
