@@ -119,6 +119,7 @@ def create_app(
     max_jogs_per_s: float | None = None,
     update_hz: float = 20.0,
     allowed_hosts: list[str] | None = None,
+    rate_clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The panel application for one running experiment.
 
@@ -136,6 +137,8 @@ def create_app(
         Live views per second on the websocket.
     allowed_hosts
         ``Host`` headers accepted; None: loopback names when bound to loopback, else any.
+    rate_clock
+        Monotonic seconds for the jog rate limit.
 
     Raises
     ------
@@ -145,7 +148,8 @@ def create_app(
     if not is_loopback(bind_host) and not token:
         raise ValueError(f"binding {bind_host} (not loopback) requires a token")
     limiter = JogRateLimiter(
-        max_jogs_per_s if max_jogs_per_s is not None else backend.config.panel.max_jogs_per_s
+        max_jogs_per_s if max_jogs_per_s is not None else backend.config.panel.max_jogs_per_s,
+        rate_clock,
     )
     log = backend.log
     stop_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="panel-stop")
@@ -198,14 +202,23 @@ def create_app(
     if hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
 
-    def refuse(command: str, status_code: int, error: str, **fields: Any) -> JSONResponse:
+    def refuse(
+        command: str,
+        status_code: int,
+        error: str,
+        pipette: str | None = None,
+        request: dict[str, Any] | None = None,
+        path: str | None = None,
+    ) -> JSONResponse:
         log.record(
             EventKind.OPERATOR,
             "panel",
             f"refused {command}",
             reason=error,
             status_code=status_code,
-            **fields,
+            pipette=pipette,
+            request=request,
+            path=path,
         )
         return JSONResponse({"ok": False, "command": command, "error": error}, status_code)
 
@@ -226,7 +239,10 @@ def create_app(
     api = APIRouter(prefix="/api", dependencies=[Depends(check_token)])
 
     def execute(
-        command: str, action: Callable[[], Any], pipette: str | None = None, **fields: Any
+        command: str,
+        action: Callable[[], Any],
+        pipette: str | None = None,
+        request: dict[str, Any] | None = None,
     ) -> JSONResponse:
         try:
             result = action()
@@ -238,8 +254,8 @@ def create_app(
             MachineError,
             RuntimeError,
         ) as exc:
-            return refuse(command, _status_for(exc), _message(exc), pipette=pipette, **fields)
-        log.record(EventKind.OPERATOR, "panel", command, pipette=pipette, **fields)
+            return refuse(command, _status_for(exc), _message(exc), pipette, request)
+        log.record(EventKind.OPERATOR, "panel", command, pipette=pipette, request=request)
         body: dict[str, Any] = {"ok": True, "command": command}
         if isinstance(result, str) and result:
             body["message"] = result
@@ -274,8 +290,7 @@ def create_app(
                 )
             backend.jog(name, request.axis, request.step_um, request.speed_um_s)
 
-        fields = request.model_dump()
-        return await in_thread(lambda: execute("jog", action, name, **fields))
+        return await in_thread(lambda: execute("jog", action, name, request.model_dump()))
 
     @api.post("/pipettes/{name}/target")
     async def target(name: str, request: TargetRequest) -> JSONResponse:
@@ -295,7 +310,7 @@ def create_app(
             return backend.set_target(name, (x_um, y_um, z_um))
 
         return await in_thread(
-            lambda: execute("target", action, name, **request.model_dump(exclude_none=True))
+            lambda: execute("target", action, name, request.model_dump(exclude_none=True))
         )
 
     def pipette_command(command: str) -> Callable[[str], Awaitable[JSONResponse]]:
@@ -329,7 +344,7 @@ def create_app(
             backend.add_nogo_zone(zone)
 
         return await in_thread(
-            lambda: execute("add_nogo_zone", action, **request.model_dump(exclude_none=True))
+            lambda: execute("add_nogo_zone", action, None, request.model_dump(exclude_none=True))
         )
 
     @api.delete("/nogo_zones")

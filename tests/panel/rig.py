@@ -16,6 +16,7 @@ import numpy as np
 from patchpilot.clock import SimClock
 from patchpilot.config import (
     MicroscopeConfig,
+    NoGoZone,
     PanelConfig,
     PipetteConfig,
     RigConfig,
@@ -43,18 +44,26 @@ def rig_config(
     *,
     max_jogs_per_s: float = 5.0,
     fast_speed_um_s: float = 400.0,
+    soft_max_um: float = 20000.0,
+    origins_um: dict[str, tuple[float, float, float]] | None = None,
+    zones: tuple[NoGoZone, ...] = (),
 ) -> RigConfig:
-    """Up to three simulated pipettes from the field's corners (the third has 4 axes)."""
+    """Up to three simulated pipettes from the field's corners (the third has 4 axes).
+
+    ``origins_um`` moves tips (sample frame, at the start); ``soft_max_um`` is the upper soft
+    limit of every axis (the devices start at 10000 µm).
+    """
     pipettes = []
-    for name, yaw, origin, n_axes in _CORNERS[:n_pipettes]:
+    for name, yaw, corner, n_axes in _CORNERS[:n_pipettes]:
+        origin = (origins_um or {}).get(name, corner)
         start = (10000.0,) * n_axes
         pipettes.append(
             PipetteConfig(
                 name=name,
                 pitch_deg=30.0,
                 yaw_deg=yaw,
-                soft_limits=SoftLimits(min_um=(0.0,) * n_axes, max_um=(20000.0,) * n_axes),
-                home_um=(10000.0, 10000.0, 10400.0) + (10000.0,) * (n_axes - 3),
+                soft_limits=SoftLimits(min_um=(0.0,) * n_axes, max_um=(soft_max_um,) * n_axes),
+                home_um=(10000.0, 10000.0, min(10400.0, soft_max_um)) + (10000.0,) * (n_axes - 3),
                 fast_speed_um_s=fast_speed_um_s,
                 slow_speed_um_s=10.0,
                 max_speed_um_s=1000.0,
@@ -78,6 +87,7 @@ def rig_config(
             tip_lost_after_frames=15,
             safe_height_um=120.0,
             approach_distance_um=80.0,
+            nogo_zones=zones,
         ),
         panel=PanelConfig(max_jogs_per_s=max_jogs_per_s),
         simulation_seed=3,

@@ -331,14 +331,29 @@ function draw() {
     }
     if (p.predicted_px) {
       const [x, y] = [X(p.predicted_px), Y(p.predicted_px)];
-      context.beginPath();
-      context.arc(x, y, 9, 0, 2 * Math.PI);
-      context.stroke();
       const status = view.pipettes.find((s) => s.name === p.name);
       const mark = status && status.manual ? " MANUAL" : status && status.state === "fault" ? " FAULT" : "";
       context.font = "bold 13px system-ui";
       context.fillStyle = color;
-      context.fillText(p.name + mark, x + 11, y - 10);
+      const inside = x >= 0 && y >= 0 && x <= canvas.width && y <= canvas.height;
+      if (inside) {
+        context.beginPath();
+        context.arc(x, y, 9, 0, 2 * Math.PI);
+        context.stroke();
+        context.fillText(p.name + mark, x + 11, y - 10);
+      } else {  // out of view: a marker on the edge pointing at it
+        const ex = Math.min(Math.max(x, 10), canvas.width - 10);
+        const ey = Math.min(Math.max(y, 10), canvas.height - 10);
+        const angle = Math.atan2(y - ey, x - ex);
+        context.beginPath();
+        context.moveTo(ex + 9 * Math.cos(angle), ey + 9 * Math.sin(angle));
+        context.lineTo(ex + 7 * Math.cos(angle + 2.4), ey + 7 * Math.sin(angle + 2.4));
+        context.lineTo(ex + 7 * Math.cos(angle - 2.4), ey + 7 * Math.sin(angle - 2.4));
+        context.fill();
+        const tx = Math.min(Math.max(ex - 14, 2), canvas.width - 90);
+        const ty = Math.min(Math.max(ey + 22, 14), canvas.height - 6);
+        context.fillText(p.name + mark + " (out of view)", tx, ty);
+      }
     }
   }
   context.strokeStyle = "#4ade80";
