@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from patchpilot.hardware import Manipulator
     from patchpilot.types import Frame, TipDetection
 
-__all__ = ["ControllerBackend", "Unsupported"]
+__all__ = ["ControllerBackend", "ExperimentLike", "Unsupported"]
 
 _DEVICE_AXES: dict[str, int] = {"x": 0, "y": 1, "z": 2}
 _RATE_WINDOW_S = 2.0
@@ -70,7 +70,7 @@ class _LiveViewLike(Protocol):
     def detections(self) -> Sequence[TipDetection]: ...
 
 
-class _ExperimentLike(Protocol):
+class ExperimentLike(Protocol):
     """What :meth:`ControllerBackend.from_experiment` uses of ``patchpilot.experiment``."""
 
     @property
@@ -141,7 +141,7 @@ class ControllerBackend:
         ) = None
 
     @classmethod
-    def from_experiment(cls, experiment: _ExperimentLike) -> ControllerBackend:
+    def from_experiment(cls, experiment: ExperimentLike) -> ControllerBackend:
         """A backend on a built ``patchpilot.experiment.Experiment`` (subscribed to its frames)."""
         backend = cls(
             experiment.controller,

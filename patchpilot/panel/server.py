@@ -12,17 +12,17 @@ import logging
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from typing import TextIO
 from urllib.parse import quote
 
 import uvicorn
 
 from patchpilot.events import EventKind
+from patchpilot.panel._protocol import PanelBackend
 from patchpilot.panel.app import create_app
+from patchpilot.panel.backend import ControllerBackend, ExperimentLike
 from patchpilot.panel.guard import is_loopback, new_token
-
-if TYPE_CHECKING:
-    from patchpilot.panel._protocol import PanelBackend
 
 __all__ = ["PanelServer", "serve_panel"]
 
@@ -97,6 +97,7 @@ class PanelServer:
             target=self._run, name=f"patchpilot-panel-{self.port}", daemon=True
         )
         self._error: BaseException | None = None
+        self._on_stop: list[Callable[[], None]] = []
         self._thread.start()
         self._wait_started()
         backend.log.record(EventKind.INFO, "panel", "serving", url=self.base_url)
@@ -137,6 +138,10 @@ class PanelServer:
     def is_running(self) -> bool:
         return self._thread.is_alive() and bool(self._server.started)
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the server has stopped."""
+        self._on_stop.append(callback)
+
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
         """Stop serving (pages reconnect when a panel is served again); idempotent."""
         self._server.should_exit = True
@@ -146,6 +151,9 @@ class PanelServer:
             self._thread.join(timeout_s)
         with contextlib.suppress(OSError):
             self._socket.close()
+        while self._on_stop:
+            with contextlib.suppress(Exception):
+                self._on_stop.pop()()
 
     def __enter__(self) -> PanelServer:
         return self
@@ -155,7 +163,7 @@ class PanelServer:
 
 
 def serve_panel(
-    backend: PanelBackend,
+    target: PanelBackend | ExperimentLike,
     *,
     host: str | None = None,
     port: int | None = None,
@@ -166,8 +174,10 @@ def serve_panel(
 
     Parameters
     ----------
-    backend
-        The experiment, e.g. ``ControllerBackend.from_experiment(experiment)``.
+    target
+        A ``patchpilot.experiment.Experiment`` (wrapped in a
+        :class:`~patchpilot.panel.ControllerBackend`, released again by ``stop``), or any
+        :class:`~patchpilot.panel.PanelBackend`.
     host, port
         None: ``config.panel.host`` and ``config.panel.port``.
     token
@@ -182,13 +192,25 @@ def serve_panel(
     TimeoutError
         The server did not start.
     """
+    owned: ControllerBackend | None = None
+    if isinstance(target, PanelBackend):
+        backend: PanelBackend = target
+    else:
+        backend = owned = ControllerBackend.from_experiment(target)
     settings = backend.config.panel
-    server = PanelServer(
-        backend,
-        host=host if host is not None else settings.host,
-        port=port if port is not None else settings.port,
-        token=token,
-    )
+    try:
+        server = PanelServer(
+            backend,
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+            token=token,
+        )
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+    if owned is not None:
+        server.on_stop(owned.close)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     if announce is not None:
         print(f"patchpilot panel: {server.url}", file=announce)

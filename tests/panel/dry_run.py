@@ -23,7 +23,7 @@ from patchpilot.config import MicroscopeConfig, RigConfig
 from patchpilot.events import read_events
 from patchpilot.experiment import Experiment
 from patchpilot.hardware.simulated import SimulatedManipulator
-from patchpilot.panel import ControllerBackend, PanelServer, serve_panel
+from patchpilot.panel import PanelServer, serve_panel
 from patchpilot.types import TipDetection
 from tests.panel.rig import true_transform
 
@@ -72,11 +72,11 @@ class DryRun:
             self.experiment.controller.set_calibration(
                 pipette.name, true_transform(pipette), uncertainty_um=2.0
             )
-        self.backend = ControllerBackend.from_experiment(self.experiment)
         self.server: PanelServer | None = None
 
     def serve(self, port: int = 0) -> PanelServer:
-        self.server = serve_panel(self.backend, port=port, announce=None)
+        """Serve the panel the way ``--panel`` does: ``serve_panel(experiment)``."""
+        self.server = serve_panel(self.experiment, port=port, announce=None)
         return self.server
 
     def stop_serving(self) -> None:
@@ -85,7 +85,6 @@ class DryRun:
 
     def close(self) -> None:
         self.stop_serving()
-        self.backend.close()
         self.experiment.close()
 
     def position(self, name: str) -> NDArray[np.float64]:

@@ -113,7 +113,7 @@ function connect() {
   socket.onmessage = (message) => {
     if (typeof message.data !== "string") { showFrame(message.data); return; }
     const data = JSON.parse(message.data);
-    if (data.type === "view") showView(data);
+    if (data.type === "view") { state.viewCount = (state.viewCount || 0) + 1; showView(data); }
     else if (data.type === "events") showEvents(data.events, data.initial);
     else if (data.type === "hello") setup(data);
     else if (data.type === "ack") window.__lastAck = data;
@@ -326,7 +326,9 @@ function draw() {
       context.moveTo(x + 7, y - 7); context.lineTo(x - 7, y + 7);
       context.stroke();
       context.fillStyle = "#facc15";
-      context.fillText(`${p.name} target`, x + 9, y + 4);
+      const label = `${p.name} target`;
+      const width = context.measureText(label).width;
+      context.fillText(label, x + 9 + width > canvas.width ? x - 9 - width : x + 9, y + 4);
       context.strokeStyle = color;
     }
     if (p.predicted_px) {
@@ -340,7 +342,10 @@ function draw() {
         context.beginPath();
         context.arc(x, y, 9, 0, 2 * Math.PI);
         context.stroke();
-        context.fillText(p.name + mark, x + 11, y - 10);
+        const label = p.name + mark;
+        const width = context.measureText(label).width;
+        const lx = x + 11 + width > canvas.width ? x - 11 - width : x + 11;
+        context.fillText(label, lx, y < 20 ? y + 22 : y - 10);
       } else {  // out of view: a marker on the edge pointing at it
         const ex = Math.min(Math.max(x, 10), canvas.width - 10);
         const ey = Math.min(Math.max(y, 10), canvas.height - 10);
