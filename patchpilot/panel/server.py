@@ -168,7 +168,8 @@ def serve_panel(
     host: str | None = None,
     port: int | None = None,
     token: str | None = None,
-    announce: TextIO | None = sys.stdout,
+    announce: bool = True,
+    stream: TextIO | None = None,
 ) -> PanelServer:
     """Serve the panel for a running experiment; returns at once (the server runs on a thread).
 
@@ -182,8 +183,8 @@ def serve_panel(
         None: ``config.panel.host`` and ``config.panel.port``.
     token
         None: generated when binding a non-loopback address, else not required.
-    announce
-        Where the URL (and token) are printed; None: silent.
+    announce, stream
+        Print the URL (and token) to ``stream`` (None: the current standard output).
 
     Raises
     ------
@@ -212,9 +213,10 @@ def serve_panel(
     if owned is not None:
         server.on_stop(owned.close)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    if announce is not None:
-        print(f"patchpilot panel: {server.url}", file=announce)
+    if announce:
+        out = stream if stream is not None else sys.stdout
+        print(f"patchpilot panel: {server.url}", file=out)
         if server.token is not None:
-            print(f"panel token (needed by every command): {server.token}", file=announce)
-        announce.flush()
+            print(f"panel token (needed by every command): {server.token}", file=out)
+        out.flush()
     return server

@@ -76,7 +76,7 @@ class DryRun:
 
     def serve(self, port: int = 0) -> PanelServer:
         """Serve the panel the way ``--panel`` does: ``serve_panel(experiment)``."""
-        self.server = serve_panel(self.experiment, port=port, announce=None)
+        self.server = serve_panel(self.experiment, port=port, announce=False)
         return self.server
 
     def stop_serving(self) -> None:
