@@ -5,15 +5,16 @@ The procedure (blocking; every wait has a timeout):
 1. Find the tip: look for tips at focus levels spreading out from the expected depth, then
    step the manipulator a little along its x axis. The tip that moved by about the step, where
    the others stayed, is this pipette's: several visible tips do not confuse it.
-2. Visit a pattern of points around the start (centre, then plus and minus ``step_um`` on each
-   device axis), each approached from the same side so backlash is always taken up the same
-   way. At each point, find the tip near where the partial fit expects it, read its depth from
-   a focus sweep (sharpness peak) and its x, y from the median of a few detections.
+2. Visit a pattern of points from the start (half and full ``step_um`` along each device
+   axis: x and y the way that keeps the tip in view, z upward), each approached from the same
+   side so backlash is always taken up the same way. At each point, find the tip near where
+   the partial fit expects it, read its depth from a focus sweep (sharpness peak) and its
+   x, y from the median of a few detections.
 3. Fit the transform by least squares (``fit_axes``) and return it with its residuals; the
    caller reviews it (``review_calibration``).
 
-The whole pattern stays within ``step_um + backlash_takeup_um`` of the start on each axis; the
-caller checks that this lies above the tissue and clear of the other pipettes.
+The whole pattern stays within ``step_um + backlash_takeup_um`` of the start on each axis and
+never goes below it (``min_z_um`` is checked); the other pipettes stay parked meanwhile.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 from patchpilot.control._protocol import Imaging
 from patchpilot.control.calibration import Calibration, CalibrationError, fit_axes
 from patchpilot.control.focus import FocusError, fit_focus_peak, sweep_positions, tip_sharpness
-from patchpilot.control.geometry import ManipulatorTransform
+from patchpilot.control.geometry import FieldOfView, ManipulatorTransform
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import Manipulator, ManipulatorError, MoveStatus
 from patchpilot.types import Frame, TipDetection
@@ -64,7 +65,7 @@ class CalibrationSettings:
         Longest wait for one move.
     """
 
-    step_um: float = 30.0
+    step_um: float = 40.0
     backlash_takeup_um: float = 25.0
     wiggle_um: float = 12.0
     search_half_range_um: float = 150.0
@@ -77,9 +78,9 @@ class CalibrationSettings:
 
     @property
     def lowest_drop_um(self) -> float:
-        """How far below its start the tip may go during the pattern (the z step, plus slack
-        for the search's focus step and a tilted z axis)."""
-        return self.step_um + self.search_step_um
+        """How far below its start the tip may go during the pattern: the pattern steps z
+        upward; slack for the search's focus step and tilted x, y axes."""
+        return self.search_step_um + 0.1 * self.step_um
 
     @property
     def reach_um(self) -> float:
@@ -290,6 +291,43 @@ def _consistent(
     return [np.median(np.array(c), axis=0) for c in clusters if len(c) >= 2]
 
 
+def _pattern(
+    prior: ManipulatorTransform,
+    tip_xy: Vector,
+    view: FieldOfView | None,
+    settings: CalibrationSettings,
+) -> tuple[list[Vector], Vector]:
+    """Pattern offsets (device µm) and the backlash approach offset.
+
+    Each axis is stepped half and full ``step_um`` in one direction: x and y the way that
+    keeps the tip furthest inside the field of view, z upward (away from the tissue), as the
+    prior predicts. Every point is approached from the same side on every axis, so backlash
+    is taken up the same way.
+    """
+
+    def inside_um(xy: Vector) -> float:
+        if view is None:
+            return math.inf
+        return min(
+            view.width_um / 2 - abs(float(xy[0]) - view.center_um[0]),
+            view.height_um / 2 - abs(float(xy[1]) - view.center_um[1]),
+        )
+
+    signs = np.ones(3)
+    for axis in range(2):
+        step_xy = settings.step_um * prior.matrix[:2, axis]
+        signs[axis] = 1.0 if inside_um(tip_xy + step_xy) >= inside_um(tip_xy - step_xy) else -1.0
+    signs[2] = math.copysign(1.0, prior.matrix[2, 2])
+    offsets = [np.zeros(3)]
+    for axis in range(3):
+        for fraction in (0.5, 1.0):
+            step = np.zeros(3)
+            step[axis] = signs[axis] * fraction * settings.step_um
+            offsets.append(step)
+    approach = settings.backlash_takeup_um * np.array([-signs[0], -signs[1], signs[2]])
+    return offsets, approach
+
+
 def calibrate_pipette(
     manipulator: Manipulator,
     imaging: Imaging,
@@ -298,6 +336,7 @@ def calibrate_pipette(
     *,
     search_radius_um: float = 400.0,
     min_z_um: float | None = None,
+    view: FieldOfView | None = None,
     log: EventLog | None = None,
 ) -> Calibration:
     """Calibrate one pipette by stepping its axes and measuring its tip (blocking).
@@ -318,6 +357,8 @@ def calibrate_pipette(
     min_z_um
         Lowest sample z the pattern may bring the tip to (above the tissue); a tip found
         lower is refused before the pattern starts.
+    view
+        The field of view; the pattern steps the way that keeps the tip in it.
     log
         Where progress is recorded.
 
@@ -341,15 +382,7 @@ def calibrate_pipette(
                 f"{name}: tip found at z {focus:.1f} µm; the calibration pattern would take it "
                 f"below {min_z_um:.1f} µm (too close to the tissue); raise it first"
             )
-        # Approach every point from the side that is "down" on each axis, per the prior.
-        approach = -settings.backlash_takeup_um * np.ones(3)
-        approach[2] = settings.backlash_takeup_um * math.copysign(1.0, prior.matrix[2, 2])
-        offsets = [np.zeros(3)]
-        for axis in range(3):
-            for sign in (1.0, -1.0):
-                step = np.zeros(3)
-                step[axis] = sign * settings.step_um
-                offsets.append(step)
+        offsets, approach = _pattern(prior, tip_xy, view, settings)
         device_points: list[Vector] = []
         sample_points: list[Vector] = []
         center = np.array([tip_xy[0], tip_xy[1], focus])

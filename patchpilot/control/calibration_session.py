@@ -15,7 +15,7 @@ from patchpilot.control.calibration import (
     CalibrationVerdict,
     review_calibration,
 )
-from patchpilot.control.geometry import ManipulatorTransform, rotation_matrix
+from patchpilot.control.geometry import FieldOfView, ManipulatorTransform, rotation_matrix
 from patchpilot.control.pipette import PipetteUnit
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import ManipulatorError
@@ -78,7 +78,13 @@ def calibrate_unit(
         prior = nominal_prior(unit, imaging, config)
     try:
         calibration = calibrate_pipette(
-            unit.manipulator, imaging, prior, settings, min_z_um=lowest_z, log=log
+            unit.manipulator,
+            imaging,
+            prior,
+            settings,
+            min_z_um=lowest_z,
+            view=FieldOfView.from_microscope(config.microscope),
+            log=log,
         )
     except (CalibrationError, ManipulatorError) as exc:
         return CalibrationOutcome(name, _FAILED, str(exc), None)

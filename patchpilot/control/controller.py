@@ -266,7 +266,7 @@ class Controller:
             previous = unit.goal
             unit.goal = Goal(GoalKind.APPROACH, target)
             try:
-                plan = self.coordinator.plan_for(unit)
+                plan = self.coordinator.plan_for(unit, verify=False)
             except PlanError:
                 unit.goal = previous
                 raise

@@ -18,20 +18,25 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from transitions import EventData, Machine
 
 from patchpilot.clock import Clock
 from patchpilot.config import RigConfig
 from patchpilot.control._protocol import Imaging
+from patchpilot.control.correction import Sighting
 from patchpilot.control.geometry import FieldOfView
 from patchpilot.control.pipette import GoalKind, PipetteUnit
 from patchpilot.control.planning import (
+    VIEW_MARGIN_UM,
     PipettePlan,
     PlanError,
     check_plan,
     plan_approach,
     plan_move_to,
     plan_retract,
+    plan_verify,
 )
 from patchpilot.control.scheduling import MotionRequest, Schedule, Step, schedule_moves
 from patchpilot.control.states import (
@@ -45,10 +50,12 @@ from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import ManipulatorError, stop_all
 from patchpilot.types import Frame, TipDetection
 
-__all__ = ["VERIFIED_MARGIN_UM", "Coordinator"]
+__all__ = ["VERIFIED_MARGIN_UM", "VERIFY_ABOVE_UM", "Coordinator"]
 
 VERIFIED_MARGIN_UM = 3.0
 """Position uncertainty assumed after a checkpoint measured and corrected a tip (µm)."""
+VERIFY_ABOVE_UM = 10.0
+"""A pipette more uncertain than this (µm) is measured where it is before it is moved."""
 
 _MOVING = (PipetteState.MOVING, PipetteState.APPROACHING, PipetteState.CORRECTING)
 _WATCHED = (PipetteState.APPROACHING, PipetteState.CORRECTING)
@@ -158,15 +165,35 @@ class Coordinator:
             self.matches = {}
         self._check_stale(now)
         self._assign_focus()
+        candidates = self._unclaimed(frame, detections) if frame is not None else ()
         for name, unit in self.units.items():
+            sighting = (
+                Sighting(frame, self.matches.get(name), candidates) if frame is not None else None
+            )
             unit.tick(
-                frame,
-                self.matches.get(name),
+                sighting,
                 self.focus_holder == name,
                 functools.partial(self._may_start, unit),
                 self._set_focus,
             )
         self._check_finished()
+
+    def _unclaimed(
+        self, frame: Frame, detections: list[TipDetection]
+    ) -> tuple[NDArray[np.float64], ...]:
+        """Found tips (sample x, y) that no confidently tracked pipette has matched."""
+        claimed = [
+            match.seen_um[:2]
+            for name, match in self.matches.items()
+            if self.tracker.is_confident(name) and not match.ambiguous
+        ]
+        found = [
+            np.asarray(frame.pixel_to_sample_um(d.x_px, d.y_px), dtype=np.float64)
+            for d in detections
+        ]
+        return tuple(
+            xy for xy in found if all(float(np.linalg.norm(xy - c)) > 2.0 for c in claimed)
+        )
 
     def _read_positions(self) -> None:
         for unit in self.units.values():
@@ -230,20 +257,43 @@ class Coordinator:
     def _check_finished(self) -> None:
         if self.state is not CoordinatorState.RUNNING:
             return
+        waiting_for_operator = (PipetteState.PAUSED, PipetteState.MANUAL, PipetteState.FAULT)
         busy = [
             u
             for u in self.units.values()
-            if u.goal is not None and not (u.plan_done and u.state not in _MOVING)
+            if u.goal is not None
+            and u.state not in waiting_for_operator
+            and not (u.plan_done and u.state not in _MOVING)
         ]
-        if not busy:
-            for unit in self.units.values():
-                if unit.goal is not None and unit.goal.kind is not GoalKind.APPROACH:
+        if busy:
+            return
+        unmet = [
+            u
+            for u in self.units.values()
+            if u.goal is not None
+            and u.goal.kind is GoalKind.APPROACH
+            and u.state is PipetteState.READY
+        ]
+        if unmet:  # verified in place: now plan the real moves with what is known
+            try:
+                self.replan()
+                return
+            except PlanError as exc:
+                self.log.record(EventKind.FAULT, "coordinator", "re-plan failed", reason=str(exc))
+                for unit in unmet:
                     unit.goal = None
-            self.finish()
+                    unit.waiting_for = f"not started: {exc}"
+        for unit in self.units.values():
+            if unit.goal is not None and unit.goal.kind is not GoalKind.APPROACH:
+                unit.goal = None
+        self.finish()
 
     # -- planning ----------------------------------------------------------------------
-    def plan_for(self, unit: PipetteUnit) -> PipettePlan | None:
+    def plan_for(self, unit: PipetteUnit, verify: bool = True) -> PipettePlan | None:
         """A fresh plan toward the unit's goal from where it is (None without a goal).
+
+        With ``verify``, a pipette whose position is too uncertain to move near the others
+        (and that is in view) is first only measured where it is.
 
         Raises
         ------
@@ -257,6 +307,10 @@ class Coordinator:
             raise PlanError(f"{unit.name} is not calibrated")
         safety = self.config.safety
         here = unit.expected_tip_um()
+        uncertain = unit.uncertainty_um() > VERIFY_ABOVE_UM
+        in_view = self.view.contains(here, VIEW_MARGIN_UM)
+        if verify and uncertain and in_view and not unit.verify_failed:
+            return plan_verify(unit.geometry, here)
         if goal.kind is GoalKind.APPROACH:
             assert goal.position_um is not None
             plan = plan_approach(

@@ -36,6 +36,7 @@ __all__ = [
     "CorrectionRun",
     "CorrectionSettings",
     "CorrectionSubject",
+    "Sighting",
     "line_deviation_um",
 ]
 
@@ -62,6 +63,27 @@ class CorrectionSubject(Protocol):
     def device_position_um(self) -> Vector: ...
 
     def device_step_to_sample_um(self, step_um: Vector) -> Vector: ...
+
+    def sample_step_to_device_um(self, step_um: Vector) -> Vector: ...
+
+    def search_radius_um(self) -> float:
+        """How far (x, y) from its expected position the tip may be."""
+        ...
+
+    @property
+    def axis(self) -> Vector:
+        """Unit vector of the pipette's advance (sample frame)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What one frame shows of a pipette: the tracker's match, and every found tip that no
+    well-known pipette claims (sample x, y in µm), for telling an uncertain tip apart."""
+
+    frame: Frame
+    match: TipMatch | None
+    candidates_xy: tuple[Vector, ...] = ()
 
 
 class ActionKind(str, Enum):
@@ -100,12 +122,17 @@ class CorrectionSettings:
     stall_iterations: int = 3
     stall_margin_um: float = 0.2
     measured_sigma_um: float = 0.3
+    identity_step_um: float = 12.0
+    identity_frames: int = 4
+    identity_attempts: int = 3
 
 
 class _Phase(str, Enum):
     FIND = "find"
     SWEEP = "sweep"
     MOVING = "moving"
+    BACKING = "backing"  # identity check: backing out along the axis
+    LOOKING = "looking"  # identity check: is a tip where ours should now be?
 
 
 @dataclass
@@ -126,6 +153,13 @@ class CorrectionRun:
         Frames without the tip (while looking at its depth) before the run fails.
     settings
         Frame counts and sweeps.
+    measure_only
+        Measure once and converge without moving (``goal_um`` is then only a guess).
+    confirm_identity
+        The tip's position is too uncertain to trust the tracker's pick among several tips:
+        after measuring a candidate, back the pipette out by ``identity_step_um`` along its
+        axis (which can never bring it closer to anything) and keep the candidate only if a
+        tip appears where it should have gone.
     """
 
     pipette: str
@@ -134,6 +168,8 @@ class CorrectionRun:
     max_step_um: float
     lost_after_frames: int
     settings: CorrectionSettings = field(default_factory=CorrectionSettings)
+    measure_only: bool = False
+    confirm_identity: bool = False
     errors_um: list[float] = field(default_factory=list)
     corrections_um: list[float] = field(default_factory=list)
     _phase: _Phase = _Phase.FIND
@@ -148,6 +184,10 @@ class CorrectionRun:
     _sharpness: list[float] = field(default_factory=list)
     _sweep_retries: int = 0
     _stalls: int = 0
+    _candidate: Vector | None = None
+    _rejected: list[Vector] = field(default_factory=list)
+    _identity_attempts: int = 0
+    _hits: list[Vector] = field(default_factory=list)
 
     @property
     def phase(self) -> str:
@@ -157,6 +197,12 @@ class CorrectionRun:
         """The correction move ended; measure again (or fail if it did not finish)."""
         if not finished:
             return self._fail("the correction move did not finish")
+        if self._phase is _Phase.BACKING:
+            self._phase = _Phase.LOOKING
+            self._frames_here = 0
+            self._hits = []
+            self._settle = self.settings.settle_frames
+            return CorrectionAction(ActionKind.WAIT)
         self._restart_find()
         self._settle = self.settings.settle_frames
         return CorrectionAction(ActionKind.WAIT)
@@ -176,23 +222,41 @@ class CorrectionRun:
             ActionKind.FAILED, error_um=last, reason=f"{self.pipette}: {reason}"
         )
 
-    def on_frame(
-        self, frame: Frame, match: TipMatch | None, subject: CorrectionSubject
-    ) -> CorrectionAction:
+    def on_frame(self, sighting: Sighting, subject: CorrectionSubject) -> CorrectionAction:
         """Use one frame (taken while this run holds the focus) and say what to do next."""
-        if self._phase is _Phase.MOVING:
+        if self._phase in (_Phase.MOVING, _Phase.BACKING):
             return CorrectionAction(ActionKind.WAIT)
         if self._settle > 0:
             self._settle -= 1
             return CorrectionAction(ActionKind.WAIT)
         if self._phase is _Phase.FIND:
-            return self._find(frame, match, subject)
-        return self._sweep_step(frame, subject)
+            return self._find(sighting, subject)
+        if self._phase is _Phase.LOOKING:
+            return self._look(sighting, subject)
+        return self._sweep_step(sighting.frame, subject)
 
-    def _find(
-        self, frame: Frame, match: TipMatch | None, subject: CorrectionSubject
-    ) -> CorrectionAction:
+    def _pick(self, sighting: Sighting, subject: CorrectionSubject) -> Vector | None:
+        """This frame's position of the tip: the tracker's match, or (identity unknown) the
+        unclaimed tip nearest to where it is expected, consistent with earlier picks."""
+        if not self.confirm_identity:
+            match = sighting.match  # ambiguous too: the stall check catches a wrong tip
+            return None if match is None else np.asarray(match.seen_um[:2], dtype=np.float64)
+        anchor = (
+            np.median(np.array(self._xy), axis=0) if self._xy else subject.expected_tip_um()[:2]
+        )
+        radius = 3.0 if self._xy else subject.search_radius_um()
+        best: Vector | None = None
+        for xy in sighting.candidates_xy:
+            if any(float(np.linalg.norm(xy - r)) < 3.0 for r in self._rejected):
+                continue
+            distance = float(np.linalg.norm(xy - anchor))
+            if distance <= radius:
+                best, radius = xy, distance
+        return best
+
+    def _find(self, sighting: Sighting, subject: CorrectionSubject) -> CorrectionAction:
         s = self.settings
+        frame = sighting.frame
         if self._focus_request is None:
             self._search_center = float(subject.expected_tip_um()[2])
             self._focus_request = self._search_center
@@ -200,13 +264,16 @@ class CorrectionRun:
         if abs(frame.focus_um - self._focus_request) > s.focus_tolerance_um:
             return CorrectionAction(ActionKind.FOCUS, focus_um=self._focus_request)
         self._frames_here += 1
-        if match is not None:  # ambiguous too: the run's stall check catches a wrong tip
-            self._xy.append(np.asarray(match.seen_um[:2], dtype=np.float64))
+        seen = self._pick(sighting, subject)
+        if seen is not None:
+            self._xy.append(seen)
             self._misses = 0
         else:
             self._misses += 1
         if len(self._xy) >= s.xy_frames:
             return self._start_sweep(frame)
+        if 2 * len(self._xy) < s.xy_frames and self._misses >= s.find_frames:
+            self._xy = []  # a few stray sightings (a spurious tip): keep searching
         if self._xy and self._misses >= self.lost_after_frames:
             return self._fail(f"tip lost ({self._misses} frames without it)")
         if not self._xy and self._frames_here >= s.find_frames:
@@ -259,7 +326,43 @@ class CorrectionRun:
             self._sharpness = []
             return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[0])
         self._sweep_retries = 0
-        return self._evaluate(np.array([xy[0], xy[1], depth_um]), subject)
+        measured = np.array([xy[0], xy[1], depth_um])
+        if self.confirm_identity:
+            return self._back_out(measured, subject)
+        return self._evaluate(measured, subject)
+
+    def _back_out(self, candidate: Vector, subject: CorrectionSubject) -> CorrectionAction:
+        """Identity check, step 1: back out along the axis (the body only leaves space)."""
+        self._candidate = candidate
+        self._phase = _Phase.BACKING
+        step = subject.sample_step_to_device_um(-self.settings.identity_step_um * subject.axis)
+        return CorrectionAction(
+            ActionKind.MOVE, device_target_um=subject.device_position_um() + step
+        )
+
+    def _look(self, sighting: Sighting, subject: CorrectionSubject) -> CorrectionAction:
+        """Identity check, step 2: keep the candidate if a tip is now where it should be."""
+        s = self.settings
+        assert self._candidate is not None
+        moved = self._candidate - s.identity_step_um * subject.axis
+        if abs(sighting.frame.focus_um - float(moved[2])) > s.focus_tolerance_um:
+            return CorrectionAction(ActionKind.FOCUS, focus_um=float(moved[2]))
+        self._frames_here += 1
+        near = [xy for xy in sighting.candidates_xy if float(np.linalg.norm(xy - moved[:2])) < 2.5]
+        if near:
+            self._hits.append(near[0])
+        if self._frames_here < s.identity_frames:
+            return CorrectionAction(ActionKind.WAIT)
+        if len(self._hits) >= 2:
+            self.confirm_identity = False
+            xy = np.median(np.array(self._hits), axis=0)
+            return self._evaluate(np.array([xy[0], xy[1], moved[2]]), subject)
+        self._rejected.append(self._candidate[:2])
+        self._identity_attempts += 1
+        if self._identity_attempts >= s.identity_attempts:
+            return self._fail("could not tell its tip from the others (none moved with it)")
+        self._restart_find()
+        return CorrectionAction(ActionKind.WAIT)
 
     def _evaluate(self, measured: Vector, subject: CorrectionSubject) -> CorrectionAction:
         s = self.settings
@@ -267,7 +370,7 @@ class CorrectionRun:
         error = float(np.linalg.norm(measured - self.goal_um))
         previous = self.errors_um[-1] if self.errors_um else math.inf
         self.errors_um.append(error)
-        if error <= self.tolerance_um:
+        if error <= self.tolerance_um or self.measure_only:
             return CorrectionAction(ActionKind.CONVERGED, error_um=error)
         self._stalls = self._stalls + 1 if error > previous - s.stall_margin_um else 0
         if self._stalls >= s.stall_iterations:

@@ -37,7 +37,8 @@ def tip_sharpness(image: NDArray[Any], x_px: float, y_px: float, half_width_px: 
     Raises
     ------
     FocusError
-        The image is not 2-D, the position is not finite, or the crop leaves the image.
+        The image is not 2-D, the position is not finite, or it lies within 2 pixels of the
+        border (or outside).
     """
     if image.ndim != 2:
         raise FocusError(f"expected a 2-D image, got shape {image.shape}")
@@ -45,19 +46,14 @@ def tip_sharpness(image: NDArray[Any], x_px: float, y_px: float, half_width_px: 
         raise FocusError(f"crop centre ({x_px}, {y_px}) is not finite")
     column, row = round(x_px), round(y_px)
     height, width = image.shape
-    if not (
-        half_width_px <= column < width - half_width_px
-        and half_width_px <= row < height - half_width_px
-    ):
+    # Near the border the crop shrinks (the same on every frame of a sweep, so comparable).
+    half = min(half_width_px, column, row, width - 1 - column, height - 1 - row)
+    if half < 2:
         raise FocusError(
-            f"a crop around ({x_px:.1f}, {y_px:.1f}) px leaves the {width}x{height} image"
+            f"({x_px:.1f}, {y_px:.1f}) px is at or beyond the edge of the {width}x{height} image"
         )
     crop = np.asarray(
-        image[
-            row - half_width_px : row + half_width_px + 1,
-            column - half_width_px : column + half_width_px + 1,
-        ],
-        dtype=np.float64,
+        image[row - half : row + half + 1, column - half : column + half + 1], dtype=np.float64
     )
     gradient_x = np.diff(crop, axis=1)
     gradient_y = np.diff(crop, axis=0)

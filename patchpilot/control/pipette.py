@@ -10,6 +10,7 @@ plan may start and who holds the focus.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -24,6 +25,7 @@ from patchpilot.control.correction import (
     CorrectionAction,
     CorrectionRun,
     CorrectionSettings,
+    Sighting,
     line_deviation_um,
 )
 from patchpilot.control.geometry import PipetteGeometry
@@ -32,7 +34,6 @@ from patchpilot.control.states import PipetteState
 from patchpilot.control.tracking import TipMatch, TipTracker
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import Manipulator, ManipulatorError, MoveHandle, MoveStatus
-from patchpilot.types import Frame
 
 __all__ = ["Goal", "GoalKind", "PipetteUnit"]
 
@@ -141,6 +142,8 @@ class PipetteUnit:
         self._reading: Vector | None = None
         self._off_line_frames = 0
         self._resume_waypoint = False
+        self.verify_failed = False
+        """Measuring it where it stood failed; plan to measure it elsewhere."""
 
     # -- knowledge ---------------------------------------------------------------------
     def is_calibrated(self, _event: object = None) -> bool:
@@ -166,6 +169,7 @@ class PipetteUnit:
 
     def set_tip_offset(self, offset_um: Vector, sigma_um: float) -> None:
         self.tracker.set_offset(self.name, offset_um, sigma_um)
+        self.verify_failed = False
 
     def device_target_um(self, sample_um: Vector) -> Vector:
         if self.calibration is None:
@@ -181,6 +185,18 @@ class PipetteUnit:
         if self.calibration is None:
             raise RuntimeError(f"{self.name} is not calibrated")
         return self.calibration.transform.vector_to_sample(step_um)
+
+    def sample_step_to_device_um(self, step_um: Vector) -> Vector:
+        if self.calibration is None:
+            raise RuntimeError(f"{self.name} is not calibrated")
+        return self.calibration.transform.vector_to_manipulator(step_um)
+
+    def search_radius_um(self) -> float:
+        return self.tracker.gate_um(self.name)
+
+    @property
+    def axis(self) -> Vector:
+        return self.geometry.axis
 
     def uncertainty_um(self) -> float:
         """How far the true tip may be from the estimate (3 standard deviations, µm)."""
@@ -237,8 +253,7 @@ class PipetteUnit:
     # -- execution ---------------------------------------------------------------------
     def tick(
         self,
-        frame: Frame | None,
-        match: TipMatch | None,
+        sighting: Sighting | None,
         has_focus: bool,
         may_start: Callable[[int], str],
         set_focus: Callable[[float], None],
@@ -247,8 +262,8 @@ class PipetteUnit:
 
         Parameters
         ----------
-        frame, match
-            The newest frame (None on a timer tick) and this pipette's tip in it.
+        sighting
+            The newest frame and this pipette's tip in it (None on a timer tick).
         has_focus
             Whether this pipette holds the focus (only then are frames used to measure it).
         may_start
@@ -266,12 +281,12 @@ class PipetteUnit:
         if self.plan is None or self.state not in automatic:
             return
         if self.correction is not None:
-            self._tick_correction(frame, match, has_focus, set_focus)
+            self._tick_correction(sighting, has_focus, set_focus)
             return
         if self.handle is not None:
             if not self.handle.is_done:
-                if self.state is PipetteState.APPROACHING and frame is not None and has_focus:
-                    self._watch_line(match, set_focus)
+                if self.state is PipetteState.APPROACHING and sighting is not None and has_focus:
+                    self._watch_line(sighting.match, set_focus)
                 return
             self._waypoint_reached()
             if self.correction is not None or self.state is PipetteState.FAULT:
@@ -324,7 +339,7 @@ class PipetteUnit:
         last = self.next_waypoint >= len(self.plan.waypoints)
         is_approach = self.goal is not None and self.goal.kind is GoalKind.APPROACH
         if waypoint.checkpoint or (last and is_approach):
-            self._begin_correction(waypoint.position_um)
+            self._begin_correction(waypoint.position_um, waypoint.phase is Phase.VERIFY)
             self.reach_checkpoint()
             return
         self._maybe_finish_step(index)
@@ -340,22 +355,23 @@ class PipetteUnit:
         if following >= len(self.plan.waypoints) and self.state is PipetteState.MOVING:
             self.arrive()
 
-    def _begin_correction(self, goal_um: Vector) -> None:
+    def _begin_correction(self, goal_um: Vector, measure_only: bool = False) -> None:
+        settings = self.correction_settings
+        # Look for the tip in focus at least as far as it may be off.
+        search_um = max(settings.search_half_range_um, self.uncertainty_um() + 10.0)
         self.correction = CorrectionRun(
             self.name,
             np.asarray(goal_um, dtype=np.float64),
             self.safety.correction_tolerance_um,
             self.safety.max_single_correction_um,
             self.safety.tip_lost_after_frames,
-            self.correction_settings,
+            dataclasses.replace(settings, search_half_range_um=search_um),
+            measure_only,
+            confirm_identity=not self.tracker.is_confident(self.name),
         )
 
     def _tick_correction(
-        self,
-        frame: Frame | None,
-        match: TipMatch | None,
-        has_focus: bool,
-        set_focus: Callable[[float], None],
+        self, sighting: Sighting | None, has_focus: bool, set_focus: Callable[[float], None]
     ) -> None:
         run = self.correction
         assert run is not None
@@ -367,9 +383,9 @@ class PipetteUnit:
             self.speed_um_s = 0.0
             self._act(run.move_ended(finished), set_focus)
             return
-        if frame is None or not has_focus:
+        if sighting is None or not has_focus:
             return
-        self._act(run.on_frame(frame, match, self), set_focus)
+        self._act(run.on_frame(sighting, self), set_focus)
 
     def _act(self, action: CorrectionAction, set_focus: Callable[[float], None]) -> None:
         if action.kind is ActionKind.FOCUS and action.focus_um is not None:
@@ -395,6 +411,18 @@ class PipetteUnit:
             self._converged(action.error_um or 0.0)
         elif action.kind is ActionKind.FAILED:
             self.correction = None
+            assert self.plan is not None
+            finished = self.next_waypoint - 1
+            if self.plan.waypoints[finished].phase is Phase.VERIFY:
+                # Not found where it was thought to be: plan to measure it further inside
+                # the field instead (the coordinator re-plans); not yet a reason to stop.
+                self.verify_failed = True
+                self.log.record(
+                    EventKind.DECISION, self.name, "not found in place", reason=action.reason
+                )
+                self.done_steps.add(self.step_of(finished))
+                self.replan()
+                return
             self.to_pause(action.reason)
 
     def _converged(self, error_um: float) -> None:
@@ -404,6 +432,10 @@ class PipetteUnit:
         if self._resume_waypoint:
             return  # a mid-move correction: re-command the interrupted waypoint next tick
         finished = self.next_waypoint - 1
+        if self.plan.waypoints[finished].phase is Phase.VERIFY:
+            self.done_steps.add(self.step_of(finished))
+            self.replan()  # measured: ready for a plan made with what is now known
+            return
         if self.next_waypoint >= len(self.plan.waypoints):
             self.final_error_um = error_um
             self.done_steps.add(self.step_of(finished))

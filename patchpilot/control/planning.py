@@ -37,6 +37,7 @@ from patchpilot.control.geometry import (
 
 __all__ = [
     "CHECKPOINT_HEIGHT_UM",
+    "NOGO_MARGIN_UM",
     "ON_LINE_TOLERANCE_UM",
     "VIEW_MARGIN_UM",
     "Phase",
@@ -48,6 +49,7 @@ __all__ = [
     "plan_approach",
     "plan_move_to",
     "plan_retract",
+    "plan_verify",
 ]
 
 Vector = NDArray[np.float64]
@@ -56,6 +58,9 @@ CHECKPOINT_HEIGHT_UM = 15.0
 """Height above the surface, on the target line, where the tip is measured before it enters."""
 ON_LINE_TOLERANCE_UM = 3.0
 """A tip this close to the target line (perpendicular, µm) may continue along it."""
+NOGO_MARGIN_UM = 5.0
+"""A body in the tissue keeps at least this far from every no-go zone (µm): the tip's
+true position is only known to a micrometre or two."""
 VIEW_MARGIN_UM = 12.0
 """Checkpoints and targets must lie this far inside the field of view to be measured."""
 _SAME_POINT_UM = 0.05
@@ -83,6 +88,8 @@ class WaypointReason(str, Enum):
 class Phase(str, Enum):
     """Plan sections that the coordinator sequences against other pipettes."""
 
+    VERIFY = "verify"
+    """Measure the tip where it is (no motion) before planning moves near the others."""
     TRAVEL = "travel"
     """Everything above the tissue, ending at the checkpoint (then measured and corrected)."""
     INSERT = "insert"
@@ -281,7 +288,9 @@ def plan_approach(
     top_behind = behind_at_height(safe_z)
     checkpoint_behind = behind_at_height(checkpoint_z)
     checkpoint = on_line(checkpoint_behind)
-    visible = view is None or view.contains(checkpoint, VIEW_MARGIN_UM)
+    # An uncertain tip must be in view wherever it really is: keep it further inside.
+    view_margin = VIEW_MARGIN_UM + uncertainty_um
+    visible = view is None or view.contains(checkpoint, view_margin)
     # Stops along the line below the checkpoint, deepest last.
     inside: list[tuple[float, WaypointReason]] = [
         (standoff_behind, WaypointReason.ADVANCE_TO_STANDOFF)
@@ -325,7 +334,7 @@ def plan_approach(
             builder.add(WaypointReason.DESCEND_TO_CHECKPOINT, checkpoint, Phase.TRAVEL, True)
         else:
             assert view is not None
-            measure_point = view.clamp(checkpoint, VIEW_MARGIN_UM)
+            measure_point = view.clamp(checkpoint, view_margin)
             builder.lateral_to(np.array([measure_point[0], measure_point[1], safe_z]), safe_z)
             builder.add(WaypointReason.DESCEND_TO_MEASURE_POINT, measure_point, Phase.TRAVEL, True)
             builder.add(WaypointReason.RETURN_TO_LINE, checkpoint, Phase.TRAVEL)
@@ -360,6 +369,20 @@ class _Builder:
             above = np.array([point[0], point[1], self.here[2]])
             self.add(WaypointReason.LATERAL_ABOVE_LINE, above, Phase.TRAVEL)
         self.add(WaypointReason.LATERAL_ABOVE_LINE, point, Phase.TRAVEL)
+
+
+def plan_verify(geometry: PipetteGeometry, start_um: ArrayLike) -> PipettePlan:
+    """Measure the tip where it is, moving nothing (its position is too uncertain to plan)."""
+    start = as_point(start_um, f"{geometry.name} tip position")
+    waypoint = Waypoint(
+        WaypointReason.MEASURE_HERE,
+        start,
+        geometry.slow_speed_um_s,
+        Phase.VERIFY,
+        False,
+        checkpoint=True,
+    )
+    return PipettePlan(geometry.name, start, (waypoint,))
 
 
 def plan_move_to(
@@ -450,8 +473,12 @@ def check_plan(
                 continue
             # The deepest point of an axial move covers the whole move's in-tissue body.
             inside = tissue_part(pipette_body(geometry, waypoint.position_um), surface)
-            if inside is not None and body_distance_um(inside, zone_solid) <= 0.0:
+            if inside is None:
+                continue
+            gap = body_distance_um(inside, zone_solid)
+            if gap < NOGO_MARGIN_UM:
                 raise PlanError(
-                    f"{plan.pipette}: the path to {waypoint.reason.value} crosses no-go zone "
-                    f"{zone.name!r}: target unreachable"
+                    f"{plan.pipette}: the path to {waypoint.reason.value} passes "
+                    f"{max(gap, 0.0):.1f} µm from no-go zone {zone.name!r} (at least "
+                    f"{NOGO_MARGIN_UM:g} µm needed): target unreachable"
                 )

@@ -129,7 +129,7 @@ def _shapes(name: str, request: MotionRequest) -> list[_StepShape]:
     for index, phase in enumerate(plan.phases()):
         segments = plan.segments(phase)
         margin = request.verified_margin_um if checked else request.margin_um
-        if phase is Phase.TRAVEL and any(w.checkpoint for _s, w in segments):
+        if phase in (Phase.VERIFY, Phase.TRAVEL) and any(w.checkpoint for _s, w in segments):
             end_margin = request.verified_margin_um
             checked = True
         else:
@@ -219,9 +219,12 @@ def schedule_moves(
                             )
     distances = batch_distance_um(wait_pairs + both_pairs, SAMPLE_SPACING_UM)
     wait_gap: dict[tuple[Step, tuple[str, int]], float] = {}
+    wait_detail: dict[tuple[Step, tuple[str, int]], tuple[float, float]] = {}
     for (step, where, margin), distance in zip(wait_tags, distances, strict=False):
         key = (step, where)
-        wait_gap[key] = min(wait_gap.get(key, np.inf), float(distance) - margin)
+        if float(distance) - margin < wait_gap.get(key, np.inf):
+            wait_gap[key] = float(distance) - margin
+            wait_detail[key] = (float(distance), margin)
     conflicts: set[frozenset[Step]] = set()
     for (first, second, margin), distance in zip(
         both_tags, distances[len(wait_tags) :], strict=True
@@ -229,16 +232,38 @@ def schedule_moves(
         if float(distance) - margin < clearance_um:
             conflicts.add(frozenset((first, second)))
 
+    still = {
+        shape.step
+        for name in names
+        for shape in shapes[name]
+        if all(float(np.linalg.norm(sweep.travel_um)) < 1e-6 for sweep in shape.sweeps)
+    }
+
     def allowed(step: Step, progress: Mapping[str, int]) -> bool:
+        if step in still:
+            return True  # moving nothing cannot bring anything closer
         return all(
             wait_gap[(step, (other, progress[other]))] >= clearance_um
             for other in names
             if other != step.pipette
         )
 
+    for i, one in enumerate(names):
+        for two in names[i + 1 :]:
+            if not (shapes[one] and shapes[two]):
+                continue
+            # Each must arrive while the other waits at its end: impossible if both block.
+            gap_a = wait_gap[(shapes[one][-1].step, (two, len(shapes[two])))]
+            gap_b = wait_gap[(shapes[two][-1].step, (one, len(shapes[one])))]
+            if gap_a < clearance_um and gap_b < clearance_um:
+                raise Blocked(
+                    f"{one} and {two} cannot both reach their goals: their bodies would "
+                    f"come within {max(min(gap_a, gap_b), 0.0):.1f} µm (after position "
+                    f"uncertainty) of each other; the clearance is {clearance_um:g} µm"
+                )
     order = _search(names, order_hint, shapes, allowed)
     if order is None:
-        raise Blocked(_explain(names, shapes, wait_gap, clearance_um))
+        raise Blocked(_explain(names, shapes, wait_gap, wait_detail, clearance_um))
     all_shapes = {shape.step: shape for name in names for shape in shapes[name]}
     return Schedule(tuple(order), frozenset(conflicts), clearance_um, all_shapes)
 
@@ -279,26 +304,30 @@ def _explain(
     names: list[str],
     shapes: Mapping[str, list[_StepShape]],
     wait_gap: Mapping[tuple[Step, tuple[str, int]], float],
+    wait_detail: Mapping[tuple[Step, tuple[str, int]], tuple[float, float]],
     clearance_um: float,
 ) -> str:
+    """Name the steps that are blocked by another pipette wherever that one waits."""
     reasons = []
     for name in names:
-        if not shapes[name]:
-            continue
-        step = shapes[name][0].step
-        for other in names:
-            if other == name:
-                continue
-            worst = min(
-                wait_gap[(step, (other, b))]
-                for b in range(len(shapes[other]) + 1)
-                if (step, (other, b)) in wait_gap
-            )
-            if worst < clearance_um:
-                reasons.append(
-                    f"{step} would come within {max(worst, 0.0):.1f} µm of {other} "
-                    f"(needs {clearance_um:.1f} µm plus margins)"
-                )
+        for shape in shapes[name]:
+            step = shape.step
+            for other in names:
+                keys = [
+                    (step, (other, b))
+                    for b in range(len(shapes[other]) + 1)
+                    if (step, (other, b)) in wait_gap
+                ]
+                if not keys:
+                    continue
+                best = max(keys, key=lambda k: wait_gap[k])
+                if wait_gap[best] < clearance_um:
+                    distance, margin = wait_detail[best]
+                    reasons.append(
+                        f"{step} would pass {max(distance, 0.0):.1f} µm from {other} wherever it "
+                        f"waits; needs {clearance_um:g} µm clearance + {margin:.1f} µm of "
+                        "position uncertainty"
+                    )
     detail = "; ".join(reasons) if reasons else "the moves block each other in every order"
     return f"no collision-free order for the requested moves: {detail}"
 

@@ -50,10 +50,14 @@ class TrackerSettings:
         A tip predicted within this of the image border is not expected.
     measurement_noise_um
         Standard deviation of a found tip's position.
-    drift_um_per_frame
-        Growth of the offset's standard deviation per frame (drift, backlash).
+    drift_um_per_s
+        Growth of the offset's standard deviation with time (slow drift of the tip).
     steady_speed_um_s
         Offsets only learn from tips moving slower than this (readings lag moving tips).
+    confident_sigma_um
+        Offsets only learn from matches while their uncertainty is at most this: with a
+        wider gate the nearest tip may be another pipette's, so an uncertain pipette's
+        identity is established by moving it (see ``correction``), not by the tracker.
     """
 
     lost_after_frames: int = 10
@@ -62,8 +66,9 @@ class TrackerSettings:
     gate_sigmas: float = 3.0
     edge_margin_px: float = 3.0
     measurement_noise_um: float = 0.5
-    drift_um_per_frame: float = 0.01
+    drift_um_per_s: float = 0.01
     steady_speed_um_s: float = 25.0
+    confident_sigma_um: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class TipTracker:
         self._tracks = {
             name: _Track(np.zeros(3), initial_sigma_um, initial_sigma_um) for name in names
         }
+        self._last_frame_s: float | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -139,6 +145,10 @@ class TipTracker:
         """Current uncertainty of the pipette's offset (µm, the larger of lateral and depth)."""
         track = self._track(name)
         return max(track.sigma_xy_um, track.sigma_z_um)
+
+    def is_confident(self, name: str) -> bool:
+        """Whether the pipette's lateral offset is known well enough to trust its matches."""
+        return self._track(name).sigma_xy_um <= self.settings.confident_sigma_um
 
     def is_lost(self, name: str) -> bool:
         return self._track(name).lost
@@ -221,10 +231,13 @@ class TipTracker:
             Pipette name to its match, for the pipettes matched in this frame.
         """
         s = self.settings
+        elapsed_s = 0.0 if self._last_frame_s is None else frame.timestamp_s - self._last_frame_s
+        self._last_frame_s = frame.timestamp_s
+        growth = s.drift_um_per_s * max(elapsed_s, 0.0)
         for name in predictions:
             track = self._track(name)
-            track.sigma_xy_um += s.drift_um_per_frame
-            track.sigma_z_um += s.drift_um_per_frame
+            track.sigma_xy_um += growth
+            track.sigma_z_um += growth
         expected_names = [n for n, p in predictions.items() if self.is_expected(n, frame, p)]
         seen = np.array(
             [frame.pixel_to_sample_um(d.x_px, d.y_px) for d in detections], dtype=np.float64
@@ -252,7 +265,7 @@ class TipTracker:
             track.last_seen_s = frame.timestamp_s
             track.last_match = match
             steady = predictions[name].speed_um_s <= s.steady_speed_um_s
-            if steady and name not in ambiguous:
+            if steady and name not in ambiguous and self.is_confident(name):
                 self._learn(track, seen_um[:2] - expected[name][:2])
         return matches
 

@@ -1,0 +1,347 @@
+"""Random closed-loop scenarios on simulated manipulators, scored on the PHYSICAL tips.
+
+Used by ``tests/control/test_closed_loop.py`` (a few scenarios) and ``benchmarks/control.py``
+(many). A scenario builds a random rig (2 to 4 pipettes from the field's corners, imperfect
+mountings, backlash, drift, readout noise; the tips start in view), sometimes a vessel to
+avoid, gives the controller either a stale calibration (the true one off by up to 50 µm and
+turned by up to 3 degrees, still putting the tip in view) or lets it calibrate itself, sets a
+target per pipette and runs the closed loop on a ``SimClock``
+until every pipette is at its target (or the time runs out). Scoring reads the simulators'
+true tips every frame: final error to the standoff point, body-to-body contacts, entries of
+bodies into no-go zones inside the tissue, and sideways moves inside the tissue.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from patchpilot.clock import SimClock
+from patchpilot.config import (
+    CylinderZone,
+    MicroscopeConfig,
+    PipetteConfig,
+    RigConfig,
+    SafetyConfig,
+    SimulatedDriverConfig,
+    SoftLimits,
+)
+from patchpilot.control import Controller, PlanError
+from patchpilot.control.bodies import Body, batch_distance_um, pipette_body, tissue_part, zone_body
+from patchpilot.control.geometry import ManipulatorTransform, PipetteGeometry
+from patchpilot.events import EventLog
+from patchpilot.hardware.simulated import SimulatedManipulator
+from tests.control.sim_imaging import ImagingNoise, SimImaging
+
+Mode = Literal["stale", "autocal"]
+_SETTLED = {"at_target", "paused", "fault", "manual", "stopped", "idle"}
+
+
+@dataclass
+class ScenarioResult:
+    """What happened in one scenario (µm, s)."""
+
+    seed: int
+    mode: str
+    pipettes: int
+    reached: int = 0
+    final_errors_um: list[float] = field(default_factory=list)
+    times_to_target_s: list[float] = field(default_factory=list)
+    corrections: int = 0
+    interventions: int = 0
+    collisions: int = 0
+    min_body_distance_um: float = math.inf
+    nogo_entries: int = 0
+    lateral_moves_in_tissue: int = 0
+    max_off_axis_in_tissue_um: float = 0.0
+    refused_targets: int = 0
+    calibration_residuals_um: list[float] = field(default_factory=list)
+    simulated_s: float = 0.0
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return (
+            self.reached == self.pipettes
+            and self.collisions == 0
+            and self.nogo_entries == 0
+            and self.lateral_moves_in_tissue == 0
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["success"] = self.success
+        return data
+
+
+def _random_rig(rng: np.random.Generator, n_pipettes: int, with_zone: bool) -> RigConfig:
+    corners = rng.permutation([45.0, 135.0, 225.0, 315.0])[:n_pipettes]
+    pipettes = []
+    for index, corner in enumerate(corners):
+        yaw = float(corner + rng.uniform(-10.0, 10.0))
+        radians = math.radians(yaw)
+        distance = rng.uniform(100.0, 130.0)
+        start = (
+            -distance * math.cos(radians),
+            -distance * math.sin(radians),
+            float(rng.uniform(45.0, 80.0)),
+        )
+        driver = SimulatedDriverConfig(
+            origin_um=start,
+            rotation_deg=(
+                float(rng.uniform(-1.5, 1.5)),
+                float(rng.uniform(-1.5, 1.5)),
+                float(yaw + rng.uniform(-3.0, 3.0)),
+            ),
+            axis_scale=tuple(float(v) for v in rng.uniform(0.98, 1.02, 3)),  # type: ignore[arg-type]
+            axis_skew_deg=float(rng.uniform(-1.0, 1.0)),
+            backlash_um=float(rng.uniform(0.0, 2.0)),
+            drift_um_per_min=tuple(float(v) for v in rng.uniform(-0.5, 0.5, 3)),  # type: ignore[arg-type]
+            readout_noise_um=0.05,
+        )
+        pipettes.append(
+            PipetteConfig(
+                name=f"P{index + 1}",
+                driver=driver,
+                pitch_deg=float(rng.uniform(25.0, 40.0)),
+                yaw_deg=yaw,
+                soft_limits=SoftLimits(min_um=(0.0, 0.0, 0.0), max_um=(20000.0,) * 3),
+                target_standoff_um=2.0,
+            )
+        )
+    zones = ()
+    if with_zone:
+        x, y = rng.uniform(-70.0, 70.0, 2)
+        zones = (
+            CylinderZone(
+                name="vessel",
+                center_xy_um=(float(x), float(y)),
+                radius_um=float(rng.uniform(6.0, 14.0)),
+                z_min_um=-400.0,
+                z_max_um=0.0,
+            ),
+        )
+    return RigConfig(
+        name="scenario",
+        microscope=MicroscopeConfig(focus_limits_um=(-400.0, 400.0)),
+        pipettes=tuple(pipettes),
+        safety=SafetyConfig(
+            min_clearance_um=15.0,
+            tip_lost_after_frames=15,
+            safe_height_um=120.0,
+            approach_distance_um=80.0,
+            nogo_zones=zones,
+        ),
+    )
+
+
+def _true_transform(pipette: PipetteConfig) -> ManipulatorTransform:
+    driver = pipette.driver
+    assert isinstance(driver, SimulatedDriverConfig)
+    return ManipulatorTransform.from_mounting(
+        driver.rotation_deg,
+        driver.origin_um,
+        driver.initial_position_um[:3],
+        driver.axis_scale,
+        driver.axis_skew_deg,
+    )
+
+
+def _stale(
+    truth: ManipulatorTransform, reading: np.ndarray[Any, Any], rng: np.random.Generator
+) -> ManipulatorTransform:
+    """The truth off by up to 50 µm at the current reading and turned by up to 3 degrees."""
+    direction = rng.normal(size=3)
+    offset = direction / np.linalg.norm(direction) * rng.uniform(0.0, 50.0)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = math.radians(rng.uniform(0.0, 3.0))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    turn = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+    pivot = truth.to_sample(reading)
+    matrix = turn @ truth.matrix
+    return ManipulatorTransform(matrix, pivot + offset - matrix @ reading[:3])
+
+
+def _targets(
+    rng: np.random.Generator, controller: Controller, result: ScenarioResult
+) -> dict[str, np.ndarray[Any, Any]]:
+    """A reachable target per pipette, the bodies at their standoff points well apart."""
+    chosen: dict[str, np.ndarray[Any, Any]] = {}
+    finals: dict[str, Body] = {}
+    clearance = controller.config.safety.min_clearance_um
+    for name, unit in controller.units.items():
+        for _attempt in range(60):
+            target = np.array(
+                [rng.uniform(-60.0, 60.0), rng.uniform(-60.0, 60.0), rng.uniform(-110.0, -40.0)]
+            )
+            final = pipette_body(unit.geometry, target - unit.geometry.axis * 2.0)
+            if finals:
+                gaps = batch_distance_um([(final, other) for other in finals.values()])
+                if float(np.min(gaps)) < clearance + 10.0:
+                    continue
+            try:
+                controller.set_target(name, target)
+            except PlanError:
+                result.refused_targets += 1
+                continue
+            chosen[name] = target
+            finals[name] = final
+            break
+    return chosen
+
+
+def run_scenario(
+    seed: int,
+    mode: Mode = "stale",
+    n_pipettes: int | None = None,
+    time_limit_s: float = 400.0,
+) -> ScenarioResult:
+    """Run one random scenario to the end and score it (see the module docstring)."""
+    wall = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    count = n_pipettes or int(rng.integers(2, 5))
+    rig = _random_rig(rng, count, with_zone=bool(rng.random() < 0.5))
+    result = ScenarioResult(seed, mode, count)
+    clock = SimClock()
+    log = EventLog(tail_size=50)
+    manipulators = {
+        p.name: SimulatedManipulator.from_config(p, log=log, clock=clock, seed=seed * 31 + i)
+        for i, p in enumerate(rig.pipettes)
+    }
+    imaging = SimImaging(manipulators, clock, noise=ImagingNoise(), seed=seed)
+    controller = Controller(rig, manipulators, imaging, log, clock)
+    if mode == "autocal":
+        outcomes = controller.calibrate_all()
+        for name, outcome in outcomes.items():
+            if not outcome.accepted:
+                result.notes.append(f"{name} calibration {outcome.verdict}: {outcome.reason}")
+            elif outcome.calibration is not None:
+                result.calibration_residuals_um.append(outcome.calibration.rms_residual_um)
+        if any(not o.accepted for o in outcomes.values()):
+            result.wall_s = time.perf_counter() - wall
+            return result
+    else:
+        for pipette in rig.pipettes:
+            reading = np.asarray(manipulators[pipette.name].position_um()[:3])
+            for _attempt in range(50):  # the operator starts with the tips in view
+                stale = _stale(_true_transform(pipette), reading, rng)
+                if controller.coordinator.view.contains(stale.to_sample(reading), 12.0):
+                    break
+            controller.set_calibration(pipette.name, stale, uncertainty_um=80.0)
+    targets = _targets(rng, controller, result)
+    geometries = {p.name: PipetteGeometry.from_config(p) for p in rig.pipettes}
+    try:
+        controller.start_approach()
+    except PlanError as exc:
+        result.notes.append(f"start refused: {exc}")
+        result.wall_s = time.perf_counter() - wall
+        return result
+    start_s = clock.now()
+    trajectory: list[dict[str, np.ndarray[Any, Any]]] = []
+    reached_at: dict[str, float] = {}
+    while clock.now() - start_s < time_limit_s:
+        frame, detections = imaging.snap()
+        controller.on_frame(frame, detections)
+        trajectory.append({n: m.true_tip_sample_um() for n, m in manipulators.items()})
+        for name, status in controller.status().items():
+            if status.state == "at_target" and name not in reached_at:
+                reached_at[name] = clock.now() - start_s
+        if controller.state.value == "idle" or all(
+            unit.state.value in _SETTLED for unit in controller.units.values()
+        ):
+            break
+    result.simulated_s = clock.now() - start_s
+    statuses = controller.status()
+    for name, target in targets.items():
+        geometry = geometries[name]
+        status = statuses[name]
+        result.corrections += status.corrections
+        if status.state in ("paused", "fault", "manual"):
+            result.interventions += 1
+            result.notes.append(f"{name} {status.state}: {status.paused_because or status.fault}")
+        if status.state == "at_target":
+            standoff = target - geometry.axis * geometry.standoff_um
+            error = float(np.linalg.norm(manipulators[name].true_tip_sample_um() - standoff))
+            result.final_errors_um.append(error)
+            result.times_to_target_s.append(reached_at.get(name, result.simulated_s))
+            if error <= 3.0:
+                result.reached += 1
+            else:
+                result.notes.append(f"{name} at target but {error:.1f} µm off")
+        else:
+            result.notes.append(f"{name} ended {status.state}")
+    result.pipettes = len(targets)
+    _score_safety(trajectory, geometries, rig.safety, result)
+    result.wall_s = time.perf_counter() - wall
+    return result
+
+
+def _score_safety(
+    trajectory: list[dict[str, np.ndarray[Any, Any]]],
+    geometries: dict[str, PipetteGeometry],
+    safety: SafetyConfig,
+    result: ScenarioResult,
+) -> None:
+    names = list(geometries)
+    surface = safety.tissue_surface_z_um
+    pairs: list[tuple[Body, Body]] = []
+    pair_names: list[tuple[str, str]] = []
+    for sample in trajectory[::3]:
+        bodies = {n: pipette_body(geometries[n], sample[n]) for n in names}
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                pairs.append((bodies[a], bodies[b]))
+                pair_names.append((a, b))
+    if pairs:
+        distances = batch_distance_um(pairs)
+        result.min_body_distance_um = float(np.min(distances))
+        result.collisions = len(
+            {pair for pair, d in zip(pair_names, distances, strict=True) if d <= 0.0}
+        )
+    zone_pairs: list[tuple[Body, Body]] = []
+    for zone in safety.nogo_zones:
+        solid = zone_body(zone)
+        for sample in trajectory[::3]:
+            for name in names:
+                inside = tissue_part(pipette_body(geometries[name], sample[name]), surface)
+                if inside is not None:
+                    zone_pairs.append((inside, solid))
+    if zone_pairs:
+        result.nogo_entries = int(np.sum(batch_distance_um(zone_pairs) <= 0.0))
+    for name in names:
+        _score_lateral(name, [s[name] for s in trajectory], geometries[name], safety, result)
+
+
+def _score_lateral(
+    name: str,
+    tips: list[np.ndarray[Any, Any]],
+    geometry: PipetteGeometry,
+    safety: SafetyConfig,
+    result: ScenarioResult,
+) -> None:
+    """Count in-tissue motions (between stops) whose sideways part exceeds one correction."""
+    surface = safety.tissue_surface_z_um
+    episode_start: np.ndarray[Any, Any] | None = None
+    previous = tips[0]
+    limit_um = safety.max_single_correction_um
+    for tip in [*tips[1:], tips[-1]]:
+        moving = float(np.linalg.norm(tip - previous)) > 0.02
+        in_tissue = min(float(tip[2]), float(previous[2])) < surface
+        if moving and in_tissue:
+            if episode_start is None:
+                episode_start = previous
+        elif episode_start is not None:
+            displacement = previous - episode_start
+            sideways = geometry.off_axis_um(displacement)
+            result.max_off_axis_in_tissue_um = max(result.max_off_axis_in_tissue_um, sideways)
+            if sideways > max(limit_um, 0.1 * float(np.linalg.norm(displacement))):
+                result.lateral_moves_in_tissue += 1
+                result.notes.append(f"{name} moved {sideways:.1f} µm sideways in tissue")
+            episode_start = None
+        previous = tip
