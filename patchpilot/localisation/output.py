@@ -62,5 +62,5 @@ class LocaliserModel(nn.Module):
         return out
 
     def parts(self) -> dict[str, nn.Module]:
-        """Named trainable parts; the default is the whole network as ``all``."""
+        """Named trainable parts (``all``, the whole network, always exists besides these)."""
         return {"all": self}

@@ -9,6 +9,7 @@ loaded from a ``.npz`` cache so a fixed training set is rendered only once.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ class SampleSet:
         counts = np.array([len(t) for t in self.tips_px], dtype=np.int64)
         tips = np.concatenate(self.tips_px) if counts.sum() else np.zeros((0, 2))
         tips_z = np.concatenate(self.tips_z_um) if counts.sum() else np.zeros(0)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        # A per-process temporary name: several ranks may fill the same cache at once.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
         np.savez(
             tmp,
             flat=flat,

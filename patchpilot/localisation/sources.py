@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from patchpilot.localisation._errors import LocaliserError
 from patchpilot.localisation.samples import SampleSet
 
-__all__ = ["DEFAULT_CACHE", "generator_version", "render_split", "simulated_set"]
+__all__ = ["DEFAULT_CACHE", "coco_set", "generator_version", "render_split", "simulated_set"]
 
 DEFAULT_CACHE = Path(os.environ.get("PATCHPILOT_CACHE", Path.home() / ".cache" / "patchpilot"))
 
@@ -137,3 +137,68 @@ def simulated_set(
     samples = render_split(split, n, first=first, workers=workers, scene_kwargs=scene_kwargs)
     samples.save(path)
     return samples
+
+
+def coco_set(
+    folder: str | Path,
+    *,
+    pixel_size_um: float | None = None,
+    part: tuple[float, float] = (0.0, 1.0),
+    limit: int | None = None,
+) -> SampleSet:
+    """Labelled frames from a COCO keypoints folder (a lab's own images), see
+    ``patchpilot.scene.coco``; tips with visibility 0 are left out.
+
+    Parameters
+    ----------
+    folder
+        Folder with ``annotations.json`` (or the JSON file itself).
+    pixel_size_um
+        For images whose entry has no ``pixel_size_um``.
+    part
+        Fraction range of the frames, sorted by file name, to keep: ``(0, 0.9)`` and
+        ``(0.9, 1)`` split a folder in contiguous blocks, so consecutive frames of one
+        recording stay on one side (a separate validation folder is better still).
+    limit
+        Keep at most this many frames.
+
+    Raises
+    ------
+    LocaliserError
+        Unreadable folder, JSON or image (the message names it), or an empty selection.
+    """
+    from patchpilot.scene import SceneError
+    from patchpilot.scene.coco import load_coco_keypoints, read_image
+
+    try:
+        labelled = sorted(
+            load_coco_keypoints(folder, default_pixel_size_um=pixel_size_um),
+            key=lambda item: str(item.path),
+        )
+        low, high = (round(f * len(labelled)) for f in part)
+        chosen = labelled[low:high][:limit]
+        images = [read_image(item.path) for item in chosen]
+    except SceneError as exc:
+        raise LocaliserError(f"COCO data: {exc}") from None
+    if not chosen:
+        raise LocaliserError(f"COCO data {folder}: no frames in part {part}")
+    annotations = Path(folder)
+    if annotations.is_dir():
+        annotations = annotations / "annotations.json"
+    return SampleSet(
+        images=list(images),
+        pixel_size_um=np.array([item.pixel_size_um for item in chosen]),
+        tips_px=[np.asarray(item.tips_px, dtype=np.float64).reshape(-1, 2) for item in chosen],
+        n_pipettes=np.array([len(item.tips_px) for item in chosen], dtype=np.int64),
+        provenance={
+            "source": "coco",
+            "folder": str(folder),
+            "part": list(part),
+            "n_frames": len(chosen),
+            "annotations_sha256": (
+                hashlib.sha256(annotations.read_bytes()).hexdigest()
+                if annotations.is_file()
+                else None
+            ),
+        },
+    )

@@ -98,6 +98,7 @@ def train(
     state = _fresh_state(preset, config)
     if config.resume:
         state = _resume(out / "last.pt", model, preset, state)
+    state["train_config"] = {**state["train_config"], "world_size": world}
     batch_size = config.batch_size or preset.batch_size
     run = _Run(config, preset, model, device, rank, world, out, state, provenance)
     start = time.monotonic() - state["elapsed_s"]
@@ -223,7 +224,7 @@ class _Run:
         self, index: int
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
         stage = self.preset.stages[index]
-        parts = self.model.parts()
+        parts: dict[str, torch.nn.Module] = {"all": self.model, **self.model.parts()}
         unknown = sorted(set(stage.parts) - set(parts))
         if unknown:
             raise LocaliserError(f"stage {stage.name!r} names unknown part(s) {unknown}")
@@ -232,7 +233,11 @@ class _Run:
         for name in stage.parts:
             for param in parts[name].parameters():
                 param.requires_grad_(True)
-        self.frozen = [m for n, m in parts.items() if n not in stage.parts]
+        self.frozen = [
+            m
+            for n, m in parts.items()
+            if n not in stage.parts and n != "all" and "all" not in stage.parts
+        ]
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=stage.lr, weight_decay=self.preset.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -396,7 +401,9 @@ class _Progress:
             self.bar.update(self.task, completed=step, loss=mean_loss, speed=f"{rate:.1f} batch/s")
         elif time.monotonic() - self.run.last_print > 30:
             self.run.last_print = time.monotonic()
-            terms = " ".join(f"{k} {float(v):.4f}" for k, v in parts.items() if k != "total")
+            terms = " ".join(
+                f"{k} {float(v.detach()):.4f}" for k, v in parts.items() if k != "total"
+            )
             print(
                 f"  step {step}/{self.total} loss {mean_loss:.4f} ({terms}) {rate:.2f} batch/s",
                 flush=True,
