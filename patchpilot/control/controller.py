@@ -24,12 +24,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from psygnal import Signal, SignalGroup
 
 from patchpilot.clock import Clock
 from patchpilot.config import RigConfig
@@ -39,58 +36,17 @@ from patchpilot.control.calibration_session import CalibrationOutcome, calibrate
 from patchpilot.control.coordinator import Coordinator
 from patchpilot.control.correction import CorrectionSettings
 from patchpilot.control.geometry import ManipulatorTransform, as_point
+from patchpilot.control.manual import check_jog
 from patchpilot.control.pipette import Goal, GoalKind, PipetteUnit
 from patchpilot.control.planning import PlanError
-from patchpilot.control.scheduling import MotionRequest, static_clearance
 from patchpilot.control.states import CoordinatorState, PipetteState
+from patchpilot.control.status import ControllerSignals, PipetteStatus, pipette_status
 from patchpilot.control.tracking import TipTracker, TrackerSettings
 from patchpilot.events import EventKind, EventLog
-from patchpilot.hardware import Manipulator, MoveHandle, MoveRefused
+from patchpilot.hardware import Manipulator, MoveHandle
 from patchpilot.types import Frame, TipDetection
 
 __all__ = ["Controller", "ControllerSignals", "PipetteStatus"]
-
-_MAX_JOG_UM = 500.0
-
-
-class ControllerSignals(SignalGroup):
-    """What the panel can subscribe to."""
-
-    transition = Signal(str, str, str, str)  # who ("coordinator" or pipette), trigger, from, to
-    fault = Signal(str, str)  # pipette, reason
-    plans = Signal(str)  # readable plans of every pipette, after each (re)plan
-    calibrated = Signal(str, str, float)  # pipette, verdict, rms residual (µm; nan if none)
-
-
-@dataclass(frozen=True)
-class PipetteStatus:
-    """A snapshot of one pipette for the panel (sample frame, µm)."""
-
-    name: str
-    state: str
-    position_um: tuple[float, float, float] | None
-    target_um: tuple[float, float, float] | None
-    distance_to_target_um: float | None
-    last_correction_um: float | None
-    corrections: int
-    final_error_um: float | None
-    calibration_residual_um: float | None
-    needs_confirmation: bool
-    uncertainty_um: float | None
-    manual: bool
-    fault: str
-    paused_because: str
-    waiting_for: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _vector(value: Any) -> tuple[float, float, float] | None:
-    if value is None:
-        return None
-    x, y, z = (float(v) for v in value)
-    return (x, y, z)
 
 
 class Controller:
@@ -345,69 +301,27 @@ class Controller:
                 self.coordinator.obstacles_changed()
 
     def jog(self, name: str, axis: int, step_um: float, speed_um_s: float) -> MoveHandle:
-        """Move one axis of a manual pipette by ``step_um`` (device axes, µm).
+        """Move one axis (0, 1, 2) of a manual pipette by ``step_um`` (device axes, µm).
 
         Raises
         ------
         ValueError
-            Not under manual control, a bad axis, a non-finite or too large step, a bad speed,
-            a tip that would come within the clearance of another pipette, or a sideways move
-            inside the tissue larger than one correction. ``MoveRefused`` (a ``ValueError``
-            subclass is not implied): outside the soft limits. Nothing moves in either case.
+            Not under manual control, a bad axis, step or speed (see ``manual.check_jog``).
+        MoveRefused
+            Outside the soft limits, sideways inside the tissue, or too close to another
+            pipette. Nothing moves in any of these cases.
         """
         with self._lock:
             unit = self._unit(name)
-            if unit.state is not PipetteState.MANUAL:
-                raise ValueError(f"{name} is {unit.state.value}; take it over before jogging")
-            if not isinstance(axis, int) or not 0 <= axis < 3:
-                raise ValueError(f"axis must be 0, 1 or 2 (x, y, z), got {axis!r}")
-            if not (math.isfinite(step_um) and abs(step_um) <= _MAX_JOG_UM):
-                raise ValueError(f"step {step_um} µm must be finite and at most {_MAX_JOG_UM:g}")
-            if not (math.isfinite(speed_um_s) and 0 < speed_um_s <= unit.config.max_speed_um_s):
-                raise ValueError(
-                    f"speed {speed_um_s} µm/s must be in (0, {unit.config.max_speed_um_s:g}]"
-                )
-            here = unit.refresh_reading()
-            target = here.copy()
-            target[axis] += step_um
-            unit.manipulator.check_move([float(v) for v in target], speed_um_s)
-            if unit.is_calibrated():
-                self._check_jog(unit, here, target)
+            target = check_jog(
+                unit, self.units.values(), axis, step_um, speed_um_s, self.config.safety
+            )
             self.log.record(
                 EventKind.OPERATOR, name, "jog", axis=axis, step_um=step_um, speed_um_s=speed_um_s
             )
             handle = unit.manipulator.move_to([float(v) for v in target], speed_um_s)
             self.coordinator.obstacles_changed()
             return handle
-
-    def _check_jog(
-        self, unit: PipetteUnit, here: np.ndarray[Any, Any], target: np.ndarray[Any, Any]
-    ) -> None:
-        assert unit.calibration is not None
-        transform = unit.calibration.transform.shifted(self.tracker.offset_um(unit.name))
-        start, end = transform.to_sample(here), transform.to_sample(target)
-        surface = self.config.safety.tissue_surface_z_um
-        sideways = unit.geometry.off_axis_um(end - start)
-        if (
-            min(float(start[2]), float(end[2])) < surface
-            and sideways > self.config.safety.max_single_correction_um
-        ):
-            raise MoveRefused(
-                f"{unit.name}: jog moves {sideways:.1f} µm sideways inside the tissue"
-            )
-        requests = {
-            u.name: MotionRequest(
-                u.geometry, end if u is unit else u.expected_tip_um(), None, 0.0, 0.0
-            )
-            for u in self.units.values()
-            if u.is_calibrated()
-        }
-        for pair, gap in static_clearance(requests).items():
-            if unit.name in pair and gap < self.config.safety.min_clearance_um:
-                other = next(n for n in pair if n != unit.name)
-                raise MoveRefused(
-                    f"{unit.name}: jog would bring it within {max(gap, 0.0):.1f} µm of {other}"
-                )
 
     def retract(self, name: str) -> None:
         """Back a pipette out along its axis to the safe height (sequenced like any plan)."""
@@ -493,36 +407,7 @@ class Controller:
     # -- reporting -------------------------------------------------------------------------
     def status(self) -> dict[str, PipetteStatus]:
         with self._lock:
-            return {name: self._status(unit) for name, unit in self.units.items()}
-
-    def _status(self, unit: PipetteUnit) -> PipetteStatus:
-        position = (
-            unit.expected_tip_um() if unit.is_calibrated() and unit._reading is not None else None
-        )
-        target = unit.target_um
-        distance = None
-        if position is not None and target is not None:
-            distance = float(np.linalg.norm(position - target))
-        calibration = unit.calibration
-        return PipetteStatus(
-            name=unit.name,
-            state=unit.state.value,
-            position_um=_vector(position),
-            target_um=_vector(target),
-            distance_to_target_um=distance,
-            last_correction_um=unit.last_correction_um,
-            corrections=unit.corrections,
-            final_error_um=unit.final_error_um,
-            calibration_residual_um=calibration.rms_residual_um
-            if calibration and calibration.manipulator_um.size
-            else None,
-            needs_confirmation=unit.pending_calibration is not None,
-            uncertainty_um=unit.uncertainty_um() if calibration else None,
-            manual=unit.state is PipetteState.MANUAL,
-            fault=unit.fault_text,
-            paused_because=unit.pause_reason,
-            waiting_for=unit.waiting_for,
-        )
+            return {name: pipette_status(unit) for name, unit in self.units.items()}
 
     def plan_text(self) -> str:
         with self._lock:

@@ -252,14 +252,17 @@ def schedule_moves(
         for two in names[i + 1 :]:
             if not (shapes[one] and shapes[two]):
                 continue
+            if shapes[one][-1].step in still or shapes[two][-1].step in still:
+                continue
             # Each must arrive while the other waits at its end: impossible if both block.
             gap_a = wait_gap[(shapes[one][-1].step, (two, len(shapes[two])))]
             gap_b = wait_gap[(shapes[two][-1].step, (one, len(shapes[one])))]
             if gap_a < clearance_um and gap_b < clearance_um:
                 raise Blocked(
-                    f"{one} and {two} cannot both reach their goals: their bodies would "
-                    f"come within {max(min(gap_a, gap_b), 0.0):.1f} µm (after position "
-                    f"uncertainty) of each other; the clearance is {clearance_um:g} µm"
+                    f"{one}'s last move passes within {max(gap_a, 0.0):.1f} µm of {two} at its "
+                    f"goal and {two}'s within {max(gap_b, 0.0):.1f} µm of {one} at its goal "
+                    f"(after position uncertainty; clearance {clearance_um:g} µm): whichever "
+                    "went second would collide; choose other targets"
                 )
     order = _search(names, order_hint, shapes, allowed)
     if order is None:

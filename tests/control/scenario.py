@@ -30,9 +30,10 @@ from patchpilot.config import (
     SimulatedDriverConfig,
     SoftLimits,
 )
-from patchpilot.control import Controller, PlanError
+from patchpilot.control import Controller, PlanError, plan_approach, schedule_moves
 from patchpilot.control.bodies import Body, batch_distance_um, pipette_body, tissue_part, zone_body
 from patchpilot.control.geometry import ManipulatorTransform, PipetteGeometry
+from patchpilot.control.scheduling import MotionRequest
 from patchpilot.events import EventLog
 from patchpilot.hardware.simulated import SimulatedManipulator
 from tests.control.sim_imaging import ImagingNoise, SimImaging
@@ -171,29 +172,41 @@ def _stale(
 def _targets(
     rng: np.random.Generator, controller: Controller, result: ScenarioResult
 ) -> dict[str, np.ndarray[Any, Any]]:
-    """A reachable target per pipette, the bodies at their standoff points well apart."""
-    chosen: dict[str, np.ndarray[Any, Any]] = {}
-    finals: dict[str, Body] = {}
-    clearance = controller.config.safety.min_clearance_um
-    for name, unit in controller.units.items():
-        for _attempt in range(60):
-            target = np.array(
-                [rng.uniform(-60.0, 60.0), rng.uniform(-60.0, 60.0), rng.uniform(-110.0, -40.0)]
-            )
-            final = pipette_body(unit.geometry, target - unit.geometry.axis * 2.0)
-            if finals:
-                gaps = batch_distance_um([(final, other) for other in finals.values()])
-                if float(np.min(gaps)) < clearance + 10.0:
+    """A reachable target per pipette that the scheduler can sequence (as an operator would
+    pick another cell when told two targets block each other)."""
+    safety = controller.config.safety
+    for _round in range(20):
+        chosen: dict[str, np.ndarray[Any, Any]] = {}
+        for name in controller.units:
+            for _attempt in range(60):
+                target = np.array(
+                    [rng.uniform(-60.0, 60.0), rng.uniform(-60.0, 60.0), rng.uniform(-110.0, -40.0)]
+                )
+                if any(np.linalg.norm(target[:2] - t[:2]) < 30.0 for t in chosen.values()):
                     continue
-            try:
-                controller.set_target(name, target)
-            except PlanError:
-                result.refused_targets += 1
-                continue
-            chosen[name] = target
-            finals[name] = final
-            break
-    return chosen
+                try:
+                    controller.set_target(name, target)
+                except PlanError:
+                    result.refused_targets += 1
+                    continue
+                chosen[name] = target
+                break
+        requests = {}
+        for name, unit in controller.units.items():
+            here = unit.expected_tip_um()
+            plan = (
+                plan_approach(unit.geometry, here, chosen[name], safety, uncertainty_um=3.0)
+                if name in chosen
+                else None
+            )
+            requests[name] = MotionRequest(unit.geometry, here, plan, 3.0, 3.0)
+        try:
+            schedule_moves(requests, safety.min_clearance_um)
+        except PlanError:
+            result.refused_targets += 1
+            continue
+        return chosen
+    return {}
 
 
 def run_scenario(
