@@ -19,10 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from patchpilot.control.bodies import batch_distance_um, pipette_body
-from patchpilot.control.geometry import PipetteGeometry
 from patchpilot.events import EventKind
-from patchpilot.hardware import stop_all
 from patchpilot.panel._protocol import (
     BackendStats,
     ClearanceWarning,
@@ -31,6 +28,8 @@ from patchpilot.panel._protocol import (
     PipetteOverlay,
     Point,
 )
+from patchpilot.panel.clearance import ClearanceMonitor
+from patchpilot.panel.stopping import CalibrationGuard, stop_everything
 
 if TYPE_CHECKING:
     from patchpilot.config import NoGoZone, RigConfig
@@ -43,9 +42,6 @@ __all__ = ["ControllerBackend", "ExperimentLike", "Unsupported"]
 
 _DEVICE_AXES: dict[str, int] = {"x": 0, "y": 1, "z": 2}
 _RATE_WINDOW_S = 2.0
-_WARN_FACTOR = 2.0  # warn when bodies are within twice the minimum clearance
-_CLEARANCE_PERIOD_S = 0.5
-_CLEARANCE_MOVE_UM = 0.5
 
 
 class Unsupported(RuntimeError):
@@ -127,18 +123,17 @@ class ControllerBackend:
         self._manipulators = dict(manipulators) if manipulators is not None else None
         self._extra_stats = extra_stats
         self._stop_timeout_s = stop_timeout_s
-        self._geometries = {
-            p.name: PipetteGeometry.from_config(p) for p in controller.config.pipettes
-        }
+        self._clearance = ClearanceMonitor(
+            controller.config.pipettes, controller.config.safety.min_clearance_um
+        )
         self._lock = threading.Lock()
         self._latest: LiveFrame | None = None
         self._frame_times: deque[float] = deque()
         self._frames_seen = 0
         self._calibrating: threading.Thread | None = None
+        self._calibrating_name: str | None = None
+        self._calibration_guard = CalibrationGuard(controller.log)
         self._unsubscribe: Callable[[], None] | None = None
-        self._clearance_cache: (
-            tuple[float, tuple[tuple[str, Point], ...], tuple[ClearanceWarning, ...]] | None
-        ) = None
 
     @classmethod
     def from_experiment(cls, experiment: ExperimentLike) -> ControllerBackend:
@@ -233,77 +228,21 @@ class ControllerBackend:
         return tuple(self.controller.config.safety.nogo_zones)
 
     def clearance_warnings(self) -> tuple[ClearanceWarning, ...]:
-        """Exact body distances (``control.bodies``), recomputed at most every 0.5 s or when
-        a tip moved by more than 0.5 µm (each computation costs tens of ms)."""
-        safety = self.controller.config.safety
         tips = {n: s.position_um for n, s in self.controller.status().items()}
-        known = tuple((n, t) for n, t in tips.items() if t is not None)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._clearance_cache
-        if cached is not None:
-            when, cached_tips, warnings = cached
-            same = len(cached_tips) == len(known) and all(
-                a == b and math.dist(ta, tb) <= _CLEARANCE_MOVE_UM
-                for (a, ta), (b, tb) in zip(cached_tips, known, strict=True)
-            )
-            if same or now - when < _CLEARANCE_PERIOD_S:
-                return warnings
-        warnings = self._compute_clearances(known, safety.min_clearance_um)
-        with self._lock:
-            self._clearance_cache = (now, known, warnings)
-        return warnings
-
-    def _compute_clearances(
-        self, known: tuple[tuple[str, Point], ...], min_clearance_um: float
-    ) -> tuple[ClearanceWarning, ...]:
-        pairs = [(a, b) for i, a in enumerate(known) for b in known[i + 1 :]]
-        if not pairs:
-            return ()
-        near_um = max(min_clearance_um * _WARN_FACTOR, 1.0)
-        bodies = [
-            (pipette_body(self._geometries[a], tip_a), pipette_body(self._geometries[b], tip_b))
-            for (a, tip_a), (b, tip_b) in pairs
-        ]
-        gaps = batch_distance_um(bodies)
-        return tuple(
-            ClearanceWarning(a, b, float(gap), bool(gap < min_clearance_um))
-            for ((a, _), (b, _)), gap in zip(pairs, gaps, strict=True)
-            if gap < near_um
-        )
+        return self._clearance.warnings(tips)
 
     # -- commands ------------------------------------------------------------------------
     def stop_all(self) -> Mapping[str, str | None]:
-        results: dict[str, str | None] = {}
-        if self._manipulators is not None:
-            results.update(stop_all(self._manipulators.values(), timeout_s=self._stop_timeout_s))
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
-
-        def through_controller() -> None:
-            try:
-                outcome["results"] = self.controller.stop_all()
-            except Exception as exc:  # reported below, never raised
-                outcome["error"] = f"{type(exc).__name__}: {exc}"
-            finally:
-                done.set()
-
-        threading.Thread(target=through_controller, name="panel-stop-all", daemon=True).start()
-        if not done.wait(self._stop_timeout_s):
-            self.log.record(
-                EventKind.FAULT,
-                "panel",
-                "controller did not acknowledge stop all",
-                timeout_s=self._stop_timeout_s,
-            )
-            outcome["error"] = f"controller did not answer within {self._stop_timeout_s:g} s"
-        if "results" in outcome:
-            for name, error in outcome["results"].items():
-                # A device stopped directly counts as stopped even if a second stop failed.
-                results[name] = results.get(name) if name in results else error
-        elif self._manipulators is None:
-            error = outcome.get("error", "stop all failed")
-            results = {name: error for name in self.controller.units}
+        results = stop_everything(
+            self.controller.stop_all,
+            list(self.controller.units),
+            self._manipulators,
+            self.log,
+            self._stop_timeout_s,
+        )
+        calibration, name = self._calibrating, self._calibrating_name
+        if calibration is not None and self._manipulators is not None and name is not None:
+            self._calibration_guard.hold(self._manipulators[name], calibration)
         return results
 
     def rearm(self) -> None:
@@ -361,6 +300,7 @@ class ControllerBackend:
                         EventKind.FAULT, "panel", "calibration failed", pipette=name, error=str(exc)
                     )
 
+            self._calibrating_name = name
             self._calibrating = threading.Thread(
                 target=run, name=f"panel-calibrate-{name}", daemon=True
             )
