@@ -195,6 +195,24 @@ def test_take_over_jog_and_release(page: Any, dry_run: DryRun) -> None:
     )
 
 
+def test_set_a_target_by_clicking_the_image(page: Any, dry_run: DryRun) -> None:
+    page.locator('.card[data-pipette="P2"] .set-target').click()
+    box = page.locator("#frame").bounding_box()
+    # Pixel (147.5, 157.5) of the 256 px frame (1 µm/px, centred on 0) is (20, 30) µm.
+    x = box["x"] + (147.5 + 0.5) / 256.0 * box["width"]
+    y = box["y"] + (157.5 + 0.5) / 256.0 * box["height"]
+    page.mouse.click(x, y)
+    wait_until(
+        lambda: dry_run.experiment.controller.status()["P2"].target_um != TARGETS["P2"],
+        5.0,
+        "the new target",
+    )
+    target = dry_run.experiment.controller.status()["P2"].target_um
+    assert target is not None
+    assert target[:2] == pytest.approx((20.0, 30.0), abs=1.5)
+    page.wait_for_selector("#message.ok", timeout=5_000)
+
+
 def test_cancelled_confirmation_does_nothing(page: Any, dry_run: DryRun) -> None:
     page.click("#start-approach")
     page.click("#confirm-cancel")

@@ -3,7 +3,7 @@ the manipulators actually did."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from patchpilot.hardware import MoveStatus
+from patchpilot.panel import ControllerBackend
 from tests.panel.conftest import assert_stopped, last_seq, moves_since
 from tests.panel.rig import PanelRig, build_rig, rig_config
 
@@ -285,3 +286,43 @@ def test_start_approach_refused_without_calibration(
         assert "not calibrated" in answer.json()["error"]
     finally:
         uncalibrated.close()
+
+
+def test_zones_reach_a_controller_that_takes_them(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """When the controller offers ``set_nogo_zones``, drawn zones reach it in µm."""
+    from patchpilot.config import CylinderZone, NoGoZone
+    from patchpilot.control import Controller
+
+    class ZoneController(Controller):
+        received: list[tuple[NoGoZone, ...]]
+
+        def set_nogo_zones(self, zones: Sequence[NoGoZone]) -> None:
+            self.received.append(tuple(zones))
+
+    rig = build_rig()
+    controller = ZoneController(rig.config, rig.manipulators, rig.imaging, rig.log, rig.clock)
+    controller.received = []
+    rig.backend = ControllerBackend(controller, manipulators=rig.manipulators)
+    rig.backend.on_frame(*rig.imaging.snap())
+    try:
+        client = make_client(rig)
+        assert client.get("/api/hello").json()["capabilities"]["edit_zones"] is True
+        answer = client.post("/api/nogo_zones", json={"center_px": [137.5, 107.5], "radius_px": 12})
+        assert answer.status_code == 200, answer.text
+        (zone,) = controller.received[-1]
+        assert isinstance(zone, CylinderZone)
+        assert zone.center_xy_um == pytest.approx((10.0, -20.0))
+        assert zone.radius_um == pytest.approx(12.0)
+        bad = client.post("/api/nogo_zones", json={"center_px": [1, 2], "radius_px": -3})
+        assert bad.status_code == 422
+        both = client.post(
+            "/api/nogo_zones",
+            json={"center_px": [1, 2], "radius_px": 3, "center_xy_um": [0, 0], "radius_um": 3},
+        )
+        assert both.status_code == 422
+        assert client.delete("/api/nogo_zones").status_code == 200
+        assert controller.received[-1] == ()
+    finally:
+        rig.close()
