@@ -39,14 +39,17 @@ def _wait(condition: Any, timeout_s: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def _round(page: Any, run: DryRun, key: bool) -> dict[str, float]:
+def _round(page: Any, run: DryRun, index: int) -> dict[str, float]:
     controller = run.experiment.controller
     if controller.state.value == "stopped":
         controller.rearm()
+    shift_um = 25.0 * (index % 2)  # a new target each round, so there is always travel
+    for name, (x, y, z) in TARGETS.items():
+        controller.set_target(name, (x + shift_um, y - shift_um, z))
     controller.start_approach()
     _wait(lambda: all(run.manipulators[n].is_busy() for n in TARGETS), 10.0, "every device busy")
     time.sleep(0.2)
-    if key:
+    if index % 2:
         page.keyboard.press("Escape")
     else:
         page.click("#stop-all")
@@ -99,7 +102,7 @@ def main() -> None:
             time.sleep(args.seconds)
             views1, frames1 = page.evaluate(counts)
             camera = run.experiment.stats()
-            rounds = [_round(page, run, key=i % 2 == 1) for i in range(args.rounds)]
+            rounds = [_round(page, run, i) for i in range(args.rounds)]
             browser.close()
         finally:
             run.close()
