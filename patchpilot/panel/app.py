@@ -13,9 +13,10 @@
 - ``WS /ws``: live views, frames and events (see ``live.py``).
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "<why>"}`` with 400 (bad value,
-refused move or plan), 401 (token), 404 (unknown pipette), 409 (not possible in this state),
-422 (malformed or non-finite input), 429 (jog rate), 501 (the backend cannot), 502 (device
-error). Every command, accepted or refused, is recorded in the event log (source ``panel``).
+refused move or plan), 401 (token), 403 (sent from another site's page), 404 (unknown
+pipette), 409 (not possible in this state), 422 (malformed or non-finite input), 429 (jog
+rate), 500 (unexpected), 501 (the backend cannot), 502 (device error). Every command,
+accepted or refused, is recorded in the event log (source ``panel``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from patchpilot.panel.commands import JogRequest, TargetRequest, ZoneRequest
 from patchpilot.panel.guard import (
     TOKEN_HEADER,
     JogRateLimiter,
+    is_cross_origin,
     is_loopback,
     loopback_hosts,
     token_matches,
@@ -236,7 +238,13 @@ def create_app(
         if not token_matches(token, given):
             raise HTTPException(401, "missing or wrong token")
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(check_token)])
+    def check_origin(request: Request) -> None:
+        if is_cross_origin(request.headers):
+            raise HTTPException(403, "refused: sent from another site's page")
+
+    # STOP ALL only needs the token: stopping is always safe, whoever asks.
+    stop_router = APIRouter(prefix="/api", dependencies=[Depends(check_token)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(check_token), Depends(check_origin)])
 
     def execute(
         command: str,
@@ -255,6 +263,11 @@ def create_app(
             RuntimeError,
         ) as exc:
             return refuse(command, _status_for(exc), _message(exc), pipette, request)
+        except Exception as exc:  # a bug below: tell the operator rather than hang up
+            log.record(
+                EventKind.FAULT, "panel", f"{command} failed", error=repr(exc), pipette=pipette
+            )
+            return refuse(command, 500, f"{type(exc).__name__}: {exc}", pipette, request)
         log.record(EventKind.OPERATOR, "panel", command, pipette=pipette, request=request)
         body: dict[str, Any] = {"ok": True, "command": command}
         if isinstance(result, str) and result:
@@ -264,7 +277,7 @@ def create_app(
     async def in_thread(function: Callable[[], JSONResponse]) -> JSONResponse:
         return await asyncio.to_thread(function)
 
-    @api.post("/stop_all")
+    @stop_router.post("/stop_all")
     async def stop_all() -> JSONResponse:
         return JSONResponse(jsonable(await run_stop_all("http")))
 
@@ -373,13 +386,19 @@ def create_app(
         data = await asyncio.to_thread(encode_frame, live.frame.image)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    app.include_router(stop_router)
     app.include_router(api)
 
     @app.websocket("/ws")
     async def websocket(websocket: WebSocket) -> None:
         given = websocket.headers.get(TOKEN_HEADER) or websocket.query_params.get("token")
+        reason = None
         if not token_matches(token, given):
-            log.record(EventKind.OPERATOR, "panel", "refused websocket", reason="token")
+            reason = "token"
+        elif is_cross_origin(websocket.headers):
+            reason = f"cross-origin ({websocket.headers.get('origin')})"
+        if reason is not None:
+            log.record(EventKind.OPERATOR, "panel", "refused websocket", reason=reason)
             await websocket.close(code=1008)
             return
         await websocket.accept()

@@ -4,6 +4,8 @@ The panel binds 127.0.0.1 by default and then needs no token (only the local use
 it; the ``Host`` header is checked so a web page cannot reach it by DNS rebinding). Bound to
 any other address it requires a token, generated with :mod:`secrets` and printed at start,
 on every API call and on the websocket (``X-Patchpilot-Token`` header or ``token`` query).
+Requests a browser sends from another site's page are refused too (:func:`is_cross_origin`),
+so a web page the operator happens to visit cannot command the rig; only STOP ALL is exempt.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 __all__ = [
     "TOKEN_HEADER",
     "JogRateLimiter",
+    "is_cross_origin",
     "is_loopback",
     "loopback_hosts",
     "new_token",
@@ -39,6 +43,23 @@ def token_matches(expected: str | None, given: str | None) -> bool:
     if given is None:
         return False
     return secrets.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def is_cross_origin(headers: Mapping[str, str]) -> bool:
+    """True for a request a browser sent from another site's page (CSRF, websocket hijacking).
+
+    Browsers send ``Origin`` (and ``Sec-Fetch-Site``) with cross-origin requests, and a page
+    cannot forge them; the panel's own page is same-origin, and curl sends neither.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    host = headers.get("host", "")
+    parsed = urlsplit(origin)
+    return parsed.scheme not in ("http", "https") or parsed.netloc.lower() != host.lower()
 
 
 def is_loopback(host: str) -> bool:

@@ -14,6 +14,7 @@ from patchpilot.panel import PanelServer, create_app
 from patchpilot.panel.guard import (
     TOKEN_HEADER,
     JogRateLimiter,
+    is_cross_origin,
     is_loopback,
     new_token,
     token_matches,
@@ -140,3 +141,44 @@ def test_guard_helpers() -> None:
         JogRateLimiter(0.0)
     with pytest.raises(ValueError, match="positive"):
         JogRateLimiter(float("nan"))
+
+
+def test_commands_from_another_sites_page_are_refused(rig: PanelRig, client: TestClient) -> None:
+    """A page on another site can POST to 127.0.0.1 (CSRF); its Origin gives it away."""
+    seq = last_seq(rig)
+    foreign = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+    for path in ("/api/start_approach", "/api/pipettes/P1/take_over", "/api/rearm"):
+        answer = client.post(path, headers=foreign)
+        assert answer.status_code == 403, answer.text
+    assert client.post("/api/pipettes/P1/home", headers={"origin": "null"}).status_code == 403
+    other_port = {"origin": "http://127.0.0.1:9999"}
+    assert client.post("/api/pipettes/P1/retract", headers=other_port).status_code == 403
+    assert all(s.state == "ready" for s in rig.controller.status().values())
+    assert all(not moves_since(rig, n, seq) for n in rig.manipulators)
+
+    assert client.post("/api/stop_all", headers=foreign).status_code == 200  # always allowed
+    client.post("/api/rearm")
+    same = {"origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"}
+    assert client.post("/api/pipettes/P1/take_over", headers=same).status_code == 200
+
+
+def test_websocket_from_another_site_is_refused(client: TestClient) -> None:
+    with (
+        pytest.raises((WebSocketDisconnect, WebSocketDenialResponse)),
+        client.websocket_connect(
+            "ws://127.0.0.1/ws", headers={"origin": "https://evil.example"}
+        ) as socket,
+    ):
+        socket.receive_json()
+    with client.websocket_connect(
+        "ws://127.0.0.1/ws", headers={"origin": "http://127.0.0.1"}
+    ) as socket:
+        assert socket.receive_json()["type"] == "hello"
+
+
+def test_cross_origin_rules() -> None:
+    assert not is_cross_origin({"host": "127.0.0.1:8765"})  # curl
+    assert not is_cross_origin({"host": "127.0.0.1:8765", "origin": "http://127.0.0.1:8765"})
+    assert is_cross_origin({"host": "127.0.0.1:8765", "origin": "http://localhost:8765"})
+    assert is_cross_origin({"host": "127.0.0.1:8765", "sec-fetch-site": "same-site"})
+    assert not is_cross_origin({"host": "a", "sec-fetch-site": "none"})
