@@ -51,6 +51,15 @@ _MOVING = (PipetteState.MOVING, PipetteState.APPROACHING, PipetteState.CORRECTIN
 _WATCHED = (PipetteState.APPROACHING, PipetteState.CORRECTING)
 
 
+class _Machine(Machine):
+    """A ``Machine`` that binds declared triggers quietly (``model_override=True`` logs a
+    warning for every convenience method the models do not declare)."""
+
+    def _checked_assignment(self, model: Any, name: str, func: Any) -> None:
+        if (getattr(model, name, None) is None) ^ self.model_override:
+            setattr(model, name, func)
+
+
 class Coordinator(Replanning):
     """Machines, schedule and loop over all pipettes (see the module docstring)."""
 
@@ -96,7 +105,7 @@ class Coordinator(Replanning):
         self.frame_period_s = 1.0 / config.microscope.frame_rate_hz
         self.matches: dict[str, TipMatch] = {}
         self._on_transition = on_transition
-        self.pipette_machine = Machine(
+        self.pipette_machine = _Machine(
             model=None,
             states=PipetteState,
             transitions=PIPETTE_TRANSITIONS,
@@ -109,7 +118,7 @@ class Coordinator(Replanning):
         )
         for unit in self.units.values():
             self.pipette_machine.add_model(unit)
-        self.machine = Machine(
+        self.machine = _Machine(
             model=self,
             states=CoordinatorState,
             transitions=COORDINATOR_TRANSITIONS,
@@ -124,9 +133,13 @@ class Coordinator(Replanning):
     def _record_transition(self, event: EventData) -> None:
         model: Any = event.model
         source = "coordinator" if model is self else str(model.name)
+        states: type[CoordinatorState] | type[PipetteState] = (
+            CoordinatorState if model is self else PipetteState
+        )
         transition = event.transition
-        before = str(getattr(transition, "source", "?"))
-        after = str(getattr(transition, "dest", "?"))
+        # transitions names states by their enum member names; log the readable values.
+        before = states[str(getattr(transition, "source", ""))].value
+        after = states[str(getattr(transition, "dest", ""))].value
         self.log.record(
             EventKind.TRANSITION,
             source,

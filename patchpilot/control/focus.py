@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FocusError", "fit_focus_peak", "sweep_positions", "tip_sharpness"]
+__all__ = ["MIN_PEAK_CONTRAST", "FocusError", "fit_focus_peak", "sweep_positions", "tip_sharpness"]
+
+MIN_PEAK_CONTRAST = 1.0
+"""The peak must exceed the sweep's floor by this fraction of it; noise alone does not."""
 
 
 class FocusError(ValueError):
@@ -74,8 +77,9 @@ def fit_focus_peak(focus_um: Sequence[float], sharpness: Sequence[float]) -> flo
     Raises
     ------
     FocusError
-        Fewer than 5 finite points, a flat sweep, the maximum at either end of the sweep (the
-        tip lies outside it), or a fit that does not open downward.
+        Fewer than 5 finite points, a flat sweep or one without a clear peak (the tip is not in
+        it), the maximum at either end of the sweep (the tip lies outside it), or a fit that
+        does not open downward.
     """
     z = np.asarray(focus_um, dtype=np.float64)
     s = np.asarray(sharpness, dtype=np.float64)
@@ -96,6 +100,11 @@ def fit_focus_peak(focus_um: Sequence[float], sharpness: Sequence[float]) -> flo
         raise FocusError(
             f"sharpness peaks at the {'start' if peak == 0 else 'end'} of the sweep "
             f"({z[peak]:.1f} µm): the tip lies outside it"
+        )
+    if floor > 0 and height < MIN_PEAK_CONTRAST * floor:
+        raise FocusError(
+            f"no clear sharpness peak (contrast {height / floor:.2f} < {MIN_PEAK_CONTRAST:g}): "
+            "the tip is not in the sweep"
         )
     # The points clearly above the floor around the peak carry the shape; at least 3.
     low, high = peak - 1, peak + 1
