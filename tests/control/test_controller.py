@@ -158,9 +158,10 @@ def test_bad_targets_are_refused(sim4: RigConfig) -> None:
     with pytest.raises(ValueError, match="no pipette 'P9'"):
         rig.controller.set_target("P9", (0.0, 0.0, -50.0))
     assert rig.controller.status()["P1"].target_um is None
+    frame, _ = rig.imaging.snap()
+    bad = frame.__class__(np.zeros((4, 4, 3)), 1, 0.0, 1.0)
     with pytest.raises(ValueError, match="2-D"):
-        frame, _ = rig.imaging.snap()
-        rig.controller.on_frame(frame.__class__(np.zeros((4, 4, 3)), 1, 0.0, 1.0), [])
+        rig.controller.on_frame(bad, [])
 
 
 def test_stale_frames_pause_the_approach(rig: SimRig) -> None:

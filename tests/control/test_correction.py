@@ -125,7 +125,7 @@ def run_until_done(run: CorrectionRun, pipette: StandIn, frames: int = 3000) -> 
 
 def test_converges_in_bounded_steps() -> None:
     goal = np.array([0.0, 0.0, 20.0])
-    pipette = StandIn(goal + [22.0, -18.0, 9.0], true_offset=np.array([5.0, 5.0, -2.0]))
+    pipette = StandIn(goal + np.array([22.0, -18.0, 9.0]), true_offset=np.array([5.0, 5.0, -2.0]))
     run = CorrectionRun("P", goal, 1.0, 10.0, 15)
     action = run_until_done(run, pipette)
     assert action.kind is ActionKind.CONVERGED
@@ -136,7 +136,7 @@ def test_converges_in_bounded_steps() -> None:
 
 def test_a_tip_that_does_not_follow_is_given_up() -> None:
     goal = np.array([0.0, 0.0, 20.0])
-    pipette = StandIn(goal + [15.0, 0.0, 0.0], np.zeros(3), obeys=False)
+    pipette = StandIn(goal + np.array([15.0, 0.0, 0.0]), np.zeros(3), obeys=False)
     action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15), pipette)
     assert action.kind is ActionKind.FAILED and "keeps growing" in action.reason
 

@@ -196,7 +196,7 @@ def test_impossible_pair_is_refused_with_reason() -> None:
         n: MotionRequest(g, p.start_um, p)
         for (n, g), p in zip([("W", west), ("E", east)], plans.values(), strict=True)
     }
-    with pytest.raises(Blocked, match="would collide|no collision-free order"):
+    with pytest.raises(Blocked, match=r"would collide|no collision-free order"):
         schedule_moves(requests, 15.0)
 
 
