@@ -122,6 +122,7 @@ class CorrectionSettings:
     stall_iterations: int = 3
     stall_margin_um: float = 0.2
     measured_sigma_um: float = 0.3
+    recovery_radius_um: float = 25.0
     identity_step_um: float = 12.0
     identity_frames: int = 4
     identity_attempts: int = 3
@@ -159,7 +160,9 @@ class CorrectionRun:
         The tip's position is too uncertain to trust the tracker's pick among several tips:
         after measuring a candidate, back the pipette out by ``identity_step_um`` along its
         axis (which can never bring it closer to anything) and keep the candidate only if a
-        tip appears where it should have gone.
+        tip appears where it should have gone. Switched on by itself when the tracker does
+        not find the tip where expected (candidates are then sought within
+        ``recovery_radius_um``).
     """
 
     pipette: str
@@ -188,6 +191,7 @@ class CorrectionRun:
     _rejected: list[Vector] = field(default_factory=list)
     _identity_attempts: int = 0
     _hits: list[Vector] = field(default_factory=list)
+    _stayed: int = 0
 
     @property
     def phase(self) -> str:
@@ -201,6 +205,7 @@ class CorrectionRun:
             self._phase = _Phase.LOOKING
             self._frames_here = 0
             self._hits = []
+            self._stayed = 0
             self._settle = self.settings.settle_frames
             return CorrectionAction(ActionKind.WAIT)
         self._restart_find()
@@ -244,7 +249,9 @@ class CorrectionRun:
         anchor = (
             np.median(np.array(self._xy), axis=0) if self._xy else subject.expected_tip_um()[:2]
         )
-        radius = 3.0 if self._xy else subject.search_radius_um()
+        radius = (
+            3.0 if self._xy else max(subject.search_radius_um(), self.settings.recovery_radius_um)
+        )
         best: Vector | None = None
         for xy in sighting.candidates_xy:
             if any(float(np.linalg.norm(xy - r)) < 3.0 for r in self._rejected):
@@ -277,6 +284,12 @@ class CorrectionRun:
         if self._xy and self._misses >= self.lost_after_frames:
             return self._fail(f"tip lost ({self._misses} frames without it)")
         if not self._xy and self._frames_here >= s.find_frames:
+            if not self.confirm_identity and self._search_index == 0:
+                # Not where the tracker expects it (a blind move drifted): look wider among
+                # unclaimed tips, and make sure by backing out that the one picked is ours.
+                self.confirm_identity = True
+                self._frames_here = 0
+                return CorrectionAction(ActionKind.WAIT)
             return self._next_search_focus()
         return CorrectionAction(ActionKind.WAIT)
 
@@ -341,22 +354,35 @@ class CorrectionRun:
         )
 
     def _look(self, sighting: Sighting, subject: CorrectionSubject) -> CorrectionAction:
-        """Identity check, step 2: keep the candidate if a tip is now where it should be."""
+        """Identity check, step 2: the candidate is ours if a tip now shows up about where the
+        step took it (backlash may shorten the step) and none is left where it was (another
+        pipette's tip would have stayed put)."""
         s = self.settings
         assert self._candidate is not None
         moved = self._candidate - s.identity_step_um * subject.axis
         if abs(sighting.frame.focus_um - float(moved[2])) > s.focus_tolerance_um:
             return CorrectionAction(ActionKind.FOCUS, focus_um=float(moved[2]))
         self._frames_here += 1
-        near = [xy for xy in sighting.candidates_xy if float(np.linalg.norm(xy - moved[:2])) < 2.5]
+        reach_um = 0.4 * s.identity_step_um
+        near = [
+            xy for xy in sighting.candidates_xy if float(np.linalg.norm(xy - moved[:2])) < reach_um
+        ]
         if near:
-            self._hits.append(near[0])
+            self._hits.append(min(near, key=lambda xy: float(np.linalg.norm(xy - moved[:2]))))
+        if any(
+            float(np.linalg.norm(xy - self._candidate[:2])) < 1.5 for xy in sighting.candidates_xy
+        ):
+            self._stayed += 1
         if self._frames_here < s.identity_frames:
             return CorrectionAction(ActionKind.WAIT)
-        if len(self._hits) >= 2:
-            self.confirm_identity = False
+        if len(self._hits) >= 2 and self._stayed <= 1:
+            # Ours: teach the tracker where it is, then measure it properly from here.
             xy = np.median(np.array(self._hits), axis=0)
-            return self._evaluate(np.array([xy[0], xy[1], moved[2]]), subject)
+            here = np.array([xy[0], xy[1], moved[2]])
+            subject.set_tip_offset(here - subject.predicted_tip_um(), 2.0)
+            self.confirm_identity = False
+            self._restart_find()
+            return CorrectionAction(ActionKind.WAIT)
         self._rejected.append(self._candidate[:2])
         self._identity_attempts += 1
         if self._identity_attempts >= s.identity_attempts:
