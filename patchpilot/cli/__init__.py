@@ -8,6 +8,7 @@ import typer
 from patchpilot import __version__
 from patchpilot.cli._acquisition import benchmark_app, replay
 from patchpilot.cli._config import config_app
+from patchpilot.cli._control import control_app
 from patchpilot.cli._dataset import register_dataset_commands
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
@@ -37,6 +38,7 @@ def main(
 
 
 app.add_typer(config_app, name="config")
+app.add_typer(control_app, name="control")
 app.command("replay")(replay)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
