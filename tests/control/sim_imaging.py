@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from patchpilot.clock import SimClock
+from patchpilot.clock import Clock, SimClock
 from patchpilot.hardware.simulated import SimulatedManipulator
 from patchpilot.types import Frame, TipDetection
 
@@ -47,7 +47,8 @@ class SimImaging:
     manipulators
         The simulated manipulators whose tips are imaged.
     clock
-        The simulation's clock; each snap advances it by one frame period.
+        The simulation's clock; each snap advances it by one frame period (or, on a real
+        clock, waits one frame period).
     width_px, height_px, pixel_size_um, fov_center_um
         The field of view.
     frame_rate_hz
@@ -61,7 +62,7 @@ class SimImaging:
     def __init__(
         self,
         manipulators: Mapping[str, SimulatedManipulator],
-        clock: SimClock,
+        clock: Clock,
         *,
         width_px: int = 256,
         height_px: int = 256,
@@ -107,7 +108,10 @@ class SimImaging:
         """Let one frame period pass, then image the tips (at ``focus_um`` if given)."""
         if focus_um is not None:
             self.focus_um = focus_um
-        self.clock.advance(self.frame_period_s)
+        if isinstance(self.clock, SimClock):
+            self.clock.advance(self.frame_period_s)
+        else:
+            self.clock.sleep(self.frame_period_s)  # real time: a camera takes its time
         return self.capture()
 
     def capture(self) -> tuple[Frame, list[TipDetection]]:

@@ -215,3 +215,51 @@ def test_background_ticks_run_and_stop(rig: SimRig) -> None:
     time.sleep(0.1)
     halt()
     assert rig.controller.units["P1"].state is PipetteState.READY
+
+
+def test_real_time_loop_with_threads(sim4: RigConfig) -> None:
+    """RealClock: frames arrive on an acquisition thread while the caller commands."""
+    import threading
+
+    from patchpilot.clock import RealClock
+    from patchpilot.control import Controller
+    from patchpilot.events import EventLog
+    from patchpilot.hardware.simulated import SimulatedManipulator
+    from tests.control.conftest import true_transform
+    from tests.control.sim_imaging import SimImaging
+
+    fast = sim4.pipette("P3").model_copy(update={"slow_speed_um_s": 80.0})
+    config = sim4.model_copy(update={"pipettes": (fast,)})
+    clock = RealClock()
+    log = EventLog()
+    manipulator = SimulatedManipulator.from_config(fast, log=log, clock=clock, seed=4)
+    imaging = SimImaging({"P3": manipulator}, clock, seed=4)
+    controller = Controller(config, {"P3": manipulator}, imaging, log, clock)
+    controller.set_calibration("P3", true_transform(config, "P3"), uncertainty_um=3.0)
+    controller.set_target("P3", (30.0, 30.0, -40.0))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def acquire() -> None:
+        try:
+            while not stop.is_set():
+                frame, detections = imaging.snap()
+                controller.on_frame(frame, detections)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=acquire, daemon=True)
+    thread.start()
+    halt = controller.start_background(period_s=0.02)
+    try:
+        controller.start_approach()
+        deadline = time.monotonic() + 40.0
+        while time.monotonic() < deadline and controller.state.value != "idle":
+            time.sleep(0.05)
+            assert controller.status()["P3"].state != "paused", controller.status()["P3"]
+    finally:
+        stop.set()
+        halt()
+        thread.join(timeout=5.0)
+    assert not errors
+    assert controller.status()["P3"].state == "at_target"
