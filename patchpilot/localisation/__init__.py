@@ -4,8 +4,12 @@
 ``create_localiser(name)`` / ``list_localisers()`` for networks.
 """
 
-from patchpilot.localisation import _builtin  # noqa: F401  (registers the built-in presets)
+from patchpilot.localisation import (
+    _builtin,  # noqa: F401  (registers the built-in presets)
+    baselines,  # noqa: F401  (baseline and comparison presets)
+)
 from patchpilot.localisation._errors import LocaliserError
+from patchpilot.localisation.classical import register as _register_classical
 from patchpilot.localisation.output import LocaliserModel, LocaliserOutput
 from patchpilot.localisation.presets import (
     LocaliserPreset,
@@ -16,6 +20,8 @@ from patchpilot.localisation.presets import (
     register_architecture,
     register_localiser,
 )
+
+_register_classical()
 
 __all__ = [
     "LocaliserError",

@@ -3,7 +3,7 @@
 Importing this package registers the ``direct_regression`` and ``coarse_only``
 architectures and the presets of :mod:`patchpilot.localisation.baselines.presets`
 (``regress_resnet18``, ``regress_resnet50``, ``regress_vgg16``, ``regress_vit_ti``,
-``vit_ti_128``, ``vit_s_128``), so they train and evaluate through the same
+``c2f_vit_ti_128``, ``c2f_vit_s_128``), so they train and evaluate through the same
 ``patchpilot train`` / ``patchpilot evaluate`` as every other preset.
 """
 

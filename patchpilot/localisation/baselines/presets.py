@@ -3,7 +3,7 @@
 All work at 1 µm per pixel on 128 x 128 inputs (frames are resampled and tiled by the shared
 ``Localiser``), with up to four tips per input as in the paper. Direct regression presets
 (``regress_*``) train one stage on the Hungarian distance and presence terms. The
-coarse-to-fine presets (``vit_ti_128``, ``vit_s_128``) keep the paper's three stages and
+coarse-to-fine presets (``c2f_vit_ti_128``, ``c2f_vit_s_128``) keep the paper's three stages and
 heatmap sigma (10 px at 256, so 5 px at 128); their encoder rates are five times the paper's
 because nothing here starts from ImageNet weights and the budgets are minutes, not days.
 """
@@ -105,12 +105,12 @@ COARSE_FINE_PRESETS = tuple(
     )
     for name, backbone, description in (
         (
-            "vit_ti_128",
+            "c2f_vit_ti_128",
             "vit_tiny_patch16_224",
             "Paper architecture with ViT-Ti/16 at 128 px (1 µm/px): heatmap + ResNet18 slots.",
         ),
         (
-            "vit_s_128",
+            "c2f_vit_s_128",
             "vit_small_patch16_224",
             "Paper architecture with ViT-S/16 at 128 px (1 µm/px): heatmap + ResNet18 slots.",
         ),
