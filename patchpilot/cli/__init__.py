@@ -10,6 +10,7 @@ from patchpilot.cli._acquisition import benchmark_app, replay
 from patchpilot.cli._config import config_app
 from patchpilot.cli._control import control_app
 from patchpilot.cli._dataset import register_dataset_commands
+from patchpilot.cli._gan import gan_app
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
 
@@ -42,6 +43,7 @@ app.add_typer(control_app, name="control")
 app.command("replay")(replay)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
+app.add_typer(gan_app, name="gan")
 for _name, _command in LOCALISER_COMMANDS.items():
     app.command(_name)(_command)
 register_dataset_commands(app)
