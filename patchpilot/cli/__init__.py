@@ -13,6 +13,7 @@ from patchpilot.cli._dataset import register_dataset_commands
 from patchpilot.cli._gan import gan_app
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
+from patchpilot.cli._panel import panel
 
 app = typer.Typer(
     name="patchpilot",
@@ -44,6 +45,7 @@ app.command("replay")(replay)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
 app.add_typer(gan_app, name="gan")
+app.command("panel")(panel)
 for _name, _command in LOCALISER_COMMANDS.items():
     app.command(_name)(_command)
 register_dataset_commands(app)
