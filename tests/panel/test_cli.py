@@ -111,3 +111,11 @@ def test_observe_only_refuses_calibrate(tmp_path: Path) -> None:
     result = runner.invoke(_app(), ["--config", str(rig_file), "--observe-only", "--calibrate"])
     assert result.exit_code == 2
     assert "never moves" in result.output
+
+
+def test_registered_in_the_patchpilot_command() -> None:
+    from patchpilot.cli import app
+
+    result = runner.invoke(app, ["panel", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--config" in result.output and "STOP ALL" in result.output
