@@ -34,7 +34,6 @@ def _percentile(values: list[float], q: float) -> float | None:
 def summarise(results: list[ScenarioResult]) -> dict[str, Any]:
     """The figures over all scenarios (µm, s)."""
     approaches = sum(r.pipettes for r in results)
-    reached = sum(r.reached for r in results if r.success or r.reached == r.pipettes)
     safe = [r for r in results if r.collisions == r.nogo_entries == r.lateral_moves_in_tissue == 0]
     errors = [e for r in results for e in r.final_errors_um]
     times = [t for r in results for t in r.times_to_target_s]
@@ -61,7 +60,6 @@ def summarise(results: list[ScenarioResult]) -> dict[str, Any]:
         "refused_targets": sum(r.refused_targets for r in results),
         "calibration_residual_um_median": statistics.median(residuals) if residuals else None,
         "calibration_residual_um_max": max(residuals) if residuals else None,
-        "reached_not_counted": approaches - reached,
         "simulated_s": simulated,
         "wall_s": wall,
         "speed_vs_real_time": simulated / wall if wall else None,
