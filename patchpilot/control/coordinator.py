@@ -104,6 +104,7 @@ class Coordinator(Replanning):
         self.last_frame_s: float | None = None
         self.frame_period_s = 1.0 / config.microscope.frame_rate_hz
         self.matches: dict[str, TipMatch] = {}
+        self._obstacle_readings: dict[str, NDArray[np.float64]] = {}
         self._on_transition = on_transition
         self.pipette_machine = _Machine(
             model=None,
@@ -167,6 +168,7 @@ class Coordinator(Replanning):
         else:
             self.matches = {}
         self._check_stale(now)
+        self._check_obstacles_moved()
         self._assign_focus()
         candidates = self._unclaimed(frame, detections) if frame is not None else ()
         for name, unit in self.units.items():
@@ -180,6 +182,20 @@ class Coordinator(Replanning):
                 self._set_focus,
             )
         self._check_finished()
+
+    def _check_obstacles_moved(self) -> None:
+        """Re-check the plans when a pipette out of automation has moved (a jog ended)."""
+        moved = False
+        for unit in self.units.values():
+            if unit.state not in (PipetteState.MANUAL, PipetteState.FAULT):
+                self._obstacle_readings.pop(unit.name, None)
+                continue
+            last = self._obstacle_readings.get(unit.name)
+            if last is None or float(np.max(np.abs(unit.reading_um - last))) > 0.5:
+                self._obstacle_readings[unit.name] = unit.reading_um.copy()
+                moved = moved or last is not None
+        if moved:
+            self.obstacles_changed()
 
     def _unclaimed(
         self, frame: Frame, detections: list[TipDetection]

@@ -263,3 +263,50 @@ def test_real_time_loop_with_threads(sim4: RigConfig) -> None:
         thread.join(timeout=5.0)
     assert not errors
     assert controller.status()["P3"].state == "at_target"
+
+
+def test_others_wait_while_a_manual_pipette_is_in_their_way() -> None:
+    """W is at its target under manual control; E sets off; the operator nudges W forward,
+    into E's coming insertion: E must not go in until W is released (then both finish)."""
+    from patchpilot.config import (
+        MicroscopeConfig,
+        PipetteConfig,
+        SafetyConfig,
+        SimulatedDriverConfig,
+        SoftLimits,
+    )
+
+    def pipette(name: str, yaw: float, origin: tuple[float, float, float]) -> PipetteConfig:
+        return PipetteConfig(
+            name=name,
+            driver=SimulatedDriverConfig(origin_um=origin, rotation_deg=(0.0, 0.0, yaw)),
+            pitch_deg=30.0,
+            yaw_deg=yaw,
+            soft_limits=SoftLimits(min_um=(0, 0, 0), max_um=(20000,) * 3),
+            target_standoff_um=2.0,
+        )
+
+    config = RigConfig(
+        name="crossing",
+        microscope=MicroscopeConfig(focus_limits_um=(-400.0, 400.0)),
+        pipettes=(pipette("W", 0.0, (-100.0, 0.0, 60.0)), pipette("E", 180.0, (100.0, 0.0, 60.0))),
+        safety=SafetyConfig(min_clearance_um=15.0, safe_height_um=120.0, approach_distance_um=80.0),
+    )
+    rig = build_rig(config)
+    rig.give_true_calibration()
+    rig.controller.set_target("W", (-36.8, 1.1, -67.8))
+    rig.controller.start_approach()
+    run_until(rig, lambda: rig.controller.state.value == "idle")
+    assert states(rig)["W"] == "at_target"
+    rig.controller.take_over("W")
+    rig.controller.set_target("E", (-35.0, 5.7, -40.3))
+    rig.controller.start_approach()  # clear of W where it is now
+    run_until(rig, lambda: states(rig)["E"] == "moving", 5.0)
+    rig.controller.jog("W", 0, 10.0, 20.0).wait(5.0)  # forward: 5 µm sideways, allowed
+    rig.run(15.0, until_idle=False)
+    e = rig.controller.status()["E"]
+    assert "blocked by W (manual)" in (e.waiting_for + e.paused_because), e
+    assert rig.true_tip("E")[2] > 0.0  # it did not go in
+    rig.controller.release("W")
+    run_until(rig, lambda: rig.controller.state.value == "idle", 200.0)
+    assert states(rig) == {"W": "at_target", "E": "at_target"}
