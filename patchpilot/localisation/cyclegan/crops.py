@@ -1,11 +1,11 @@
 """Fixed-size crops around tips, and pasting processed crops back (the paper's GAN step).
 
 A crop of side ``size_px`` around a point (x, y) starts at ``round(x) - size_px // 2`` (same
-for y), so the point sits within half a pixel of the crop centre, at ``(x - x0, y - y0)`` in
-crop coordinates (pixel-centre convention of :mod:`patchpilot.types`). Parts of a crop
-beyond the image are filled by reflection (the paper pads crops "when necessary"); pasting
-back writes only the part inside the image, averaging where crops overlap, and leaves every
-pixel outside all crops untouched.
+for y), so the point lies within half a pixel of crop pixel ``size_px // 2``, at
+``(x - x0, y - y0)`` in crop coordinates (pixel-centre convention of
+:mod:`patchpilot.types`). Parts of a crop beyond the image are filled by reflection (the
+paper pads crops "when necessary"); pasting back writes only the part inside the image,
+averaging where crops overlap, and leaves every pixel outside all crops untouched.
 
 Intensities are scaled per crop for the generator: ``(crop - mean) / (3 std)`` clipped to
 [-1, 1] (tanh range), and mapped back with the same crop's mean and standard deviation.

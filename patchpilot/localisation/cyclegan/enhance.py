@@ -13,6 +13,7 @@ would be at inference).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -209,12 +210,14 @@ def enhance_sample_set(
     px = enhancer.pixel_size_um
     images: list[NDArray[Any]] = []
     tips: list[NDArray[np.float64]] = []
-    for raw, size, frame_tips in zip(
-        samples.images, samples.pixel_size_um, samples.tips_px, strict=True
-    ):
+    ends: list[NDArray[np.float64]] = []
+    has_ends = hasattr(samples, "tips_end_px")
+    for index, (raw, size) in enumerate(zip(samples.images, samples.pixel_size_um, strict=True)):
         scaled, scale = rescale_to_model(raw.astype(np.float32), float(size), px)
         scaled = normalise(scaled)
-        xy = to_scaled_px(np.asarray(frame_tips).reshape(-1, 2), scale)
+        xy = to_scaled_px(np.asarray(samples.tips_px[index]).reshape(-1, 2), scale)
+        if has_ends:  # the pipette's visible end moves with the resampling too
+            ends.append(to_scaled_px(samples.tips_end_px[index], scale))
         rows, cols = scaled.shape
         centres: Sequence[NDArray[np.float64]] = [
             xy + rng.uniform(-jitter, jitter, xy.shape),
@@ -227,11 +230,13 @@ def enhance_sample_set(
         "enhanced_by": enhancer.info,
         "enhancement": {"jitter_px": jitter, "random_crops": random_crops, "seed": seed},
     }
-    return SampleSet(
-        images,
-        np.full(len(images), px),
-        tips,
-        samples.n_pipettes.copy(),
-        provenance,
-        list(samples.tips_z_um),
+    # Every other per-tip column (height, required...) is copied unchanged.
+    changes: dict[str, Any] = {"tips_end_px": ends} if has_ends else {}
+    return dataclasses.replace(
+        samples,
+        images=images,
+        pixel_size_um=np.full(len(images), px),
+        tips_px=tips,
+        provenance=provenance,
+        **changes,
     )
