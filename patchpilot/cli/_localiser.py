@@ -6,6 +6,7 @@ Heavy imports (torch, timm, the renderer) happen inside the commands so ``--help
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -16,6 +17,15 @@ from typing import Annotated, Any
 import typer
 
 __all__ = ["COMMANDS", "evaluate_command", "export_command", "train_command"]
+
+
+def _quiet_threads() -> None:
+    """Let idle OpenMP threads sleep instead of spin (before torch loads).
+
+    On a CPU shared with other processes, spinning threads made a training step 5 to 7 times
+    slower here (measured: 1330 ms vs 180 ms per step); a value set by the user is kept.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -79,6 +89,7 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
 ) -> None:
     """Train a localiser preset on simulated frames (split by scene family) or a COCO folder."""
+    _quiet_threads()
     from patchpilot.localisation import LocaliserError, get_preset
     from patchpilot.localisation.training import TrainConfig, train
 
@@ -149,6 +160,7 @@ def evaluate_command(
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
 ) -> None:
     """Evaluate a checkpoint on held-out frames: table by pipette count, JSON, worst cases."""
+    _quiet_threads()
     from rich.console import Console
 
     from patchpilot.localisation import LocaliserError

@@ -1,9 +1,10 @@
 """Evaluate a localiser end to end on labelled frames: metrics, table, JSON, worst cases.
 
 Frames go through the same :class:`Localiser` path a rig uses (resampling, tiling, merging),
-and predictions are compared with the in-frame true tips in µm using the frame's own pixel
-size (see :mod:`patchpilot.localisation.metrics` for the definitions). Tips that are in the
-frame but out of focus count like any other tip: the rig needs them too.
+and predictions are compared with the in-frame, in-focus true tips in µm using the frame's
+own pixel size; out-of-focus tips are "don't care" (see :mod:`patchpilot.localisation.metrics`
+for the definitions and why). ``EvaluationResult.strict`` scores the same detections with
+every in-frame tip required and nothing dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from patchpilot.localisation.inference import Localiser, PreparedFrame
 from patchpilot.localisation.metrics import (
     DEFAULT_THRESHOLDS_UM,
     FrameScore,
+    drop_dont_care,
     score_frame,
+    summarise,
     summarise_by_count,
 )
 from patchpilot.localisation.preprocess import to_scaled_px
@@ -41,6 +44,7 @@ class EvaluationResult:
     predictions_px: list[NDArray[np.float64]]
     gate_um: float
     info: dict[str, Any] = field(default_factory=dict)
+    strict: dict[str, float | int | None] = field(default_factory=dict)
 
     @property
     def overall(self) -> dict[str, float | int | None]:
@@ -49,7 +53,12 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (NaN becomes null)."""
         data: dict[str, Any] = _jsonable(
-            {"info": self.info, "gate_um": self.gate_um, "groups": self.groups}
+            {
+                "info": self.info,
+                "gate_um": self.gate_um,
+                "groups": self.groups,
+                "strict_all_in_frame_tips": self.strict,
+            }
         )
         return data
 
@@ -87,6 +96,7 @@ def evaluate(
         Also score the heatmap (soft IoU) where the network has one.
     """
     scores: list[FrameScore] = []
+    strict: list[FrameScore] = []
     predictions: list[NDArray[np.float64]] = []
     for first in range(0, len(samples), batch_frames):
         indices = range(first, min(first + batch_frames, len(samples)))
@@ -99,9 +109,11 @@ def evaluate(
         ):
             size = float(samples.pixel_size_um[i])
             pred_px = np.array([(d.x_px, d.y_px) for d in detections]).reshape(-1, 2)
-            true_px = np.asarray(samples.tips_px[i], dtype=np.float64).reshape(-1, 2)
+            true_px = samples.required_px(i)
             iou = None if heat is None else _heatmap_iou(frame, heat, true_px, localiser)
-            scores.append(score_frame(pred_px * size, true_px * size, iou))
+            kept = drop_dont_care(pred_px, true_px, samples.optional_segments_px(i), gate_um / size)
+            scores.append(score_frame(kept * size, true_px * size, iou))
+            strict.append(score_frame(pred_px * size, samples.tips_px[i] * size))
             predictions.append(pred_px)
     info = {
         "preset": localiser.preset.name,
@@ -112,7 +124,8 @@ def evaluate(
         "thresholds_um": list(thresholds_um),
     }
     groups = summarise_by_count(scores, thresholds_um, gate_um)
-    return EvaluationResult(groups, scores, predictions, gate_um, info)
+    strict_summary = summarise(strict, thresholds_um, gate_um)
+    return EvaluationResult(groups, scores, predictions, gate_um, info, strict_summary)
 
 
 def _heatmap_iou(
@@ -178,7 +191,8 @@ def results_table(results: dict[str, EvaluationResult], title: str = "Localisati
 def plot_worst(
     samples: SampleSet, result: EvaluationResult, path: str | Path, count: int = 8
 ) -> Path:
-    """PNG of the ``count`` worst frames with true (green circles) and predicted (red +) tips."""
+    """PNG of the ``count`` worst frames: true tips (green circles), out-of-focus tips with
+    their don't-care segment (orange), predictions (red +)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,8 +207,11 @@ def plot_worst(
     for ax, index in zip(axes.ravel(), order, strict=False):
         score = result.frames[index]
         ax.imshow(samples.images[index], cmap="gray")
-        true = np.asarray(samples.tips_px[index]).reshape(-1, 2)
+        true = samples.required_px(index)
         pred = result.predictions_px[index]
+        for x0, y0, x1, y1 in samples.optional_segments_px(index):
+            ax.plot([x0, x1], [y0, y1], color="orange", lw=1.0)
+            ax.scatter([x0], [y0], s=60, facecolors="none", edgecolors="orange", lw=1.0)
         ax.scatter(true[:, 0], true[:, 1], s=60, facecolors="none", edgecolors="lime", lw=1.2)
         ax.scatter(pred[:, 0], pred[:, 1], s=40, marker="+", color="red", lw=1.2)
         worst = float(score.distances_um.max()) if len(score.distances_um) else 0.0

@@ -291,7 +291,7 @@ class Localiser:
     def _collect(
         self, prepared: PreparedFrame, tips: NDArray[np.float64], presence: NDArray[np.float64]
     ) -> list[TipDetection]:
-        confidence = 1.0 / (1.0 + np.exp(-presence))
+        confidence = 1.0 / (1.0 + np.exp(-np.clip(presence, -60.0, 60.0)))
         points: list[NDArray[np.float64]] = []
         scores: list[NDArray[np.float64]] = []
         for index, (x0, y0) in enumerate(prepared.grid.origins):

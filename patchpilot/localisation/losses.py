@@ -49,14 +49,20 @@ class LossSpec:
     offset_weight: float = 0.0
     match_gate_px: float | None = None
     sigma_px: float = 10.0
+    ignore_radius_px: float = 10.0
+    """Heatmap cells this close to a don't-care segment (an out-of-focus tip) carry no loss."""
 
 
 @dataclass(frozen=True)
 class TipTargets:
-    """Padded true tips of a batch: ``tips_px`` (B, N, 2) and ``valid`` (B, N) bool."""
+    """Padded true tips of a batch: ``tips_px`` (B, N, 2) and ``valid`` (B, N) bool, plus
+    optional don't-care segments ``ignore_px`` (B, M, 4: x0, y0, x1, y1) with flags
+    ``ignore_valid`` (B, M)."""
 
     tips_px: torch.Tensor
     valid: torch.Tensor
+    ignore_px: torch.Tensor | None = None
+    ignore_valid: torch.Tensor | None = None
 
 
 def dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -73,15 +79,22 @@ def dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> tor
 
 
 def focal_heatmap_loss(
-    logit: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
+    logit: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss; cells with target 1 are the positives."""
+    """CenterNet's penalty-reduced focal loss; cells with target 1 are the positives and
+    cells with ``weight`` 0 are ignored."""
     prob = torch.sigmoid(logit).clamp(1e-4, 1 - 1e-4)
     pos = target >= 1.0
     log_p = F.logsigmoid(logit)
     log_not_p = F.logsigmoid(-logit)
     pos_loss = -((1 - prob) ** alpha) * log_p * pos
     neg_loss = -((1 - target) ** beta) * prob**alpha * log_not_p * (~pos)
+    if weight is not None:
+        neg_loss = neg_loss * weight
     n_pos = pos.sum().clamp(min=1)
     return (pos_loss.sum() + neg_loss.sum()) / n_pos
 
@@ -183,11 +196,16 @@ def compute_loss(
     parts: dict[str, torch.Tensor] = {}
     if "heatmap" in terms and output.heatmap_logit is not None and spec.heatmap_weight > 0:
         logit = output.heatmap_logit
-        target = heatmap_target(logit.shape[-2:], targets, spec, output.heatmap_stride)
+        stride = output.heatmap_stride
+        target = heatmap_target(logit.shape[-2:], targets, spec, stride)
+        weight = ignore_weight(logit.shape[-2:], targets, spec.ignore_radius_px, stride)
         if spec.heatmap == "dice":
-            parts["heatmap"] = dice_loss(torch.sigmoid(logit.float()), target)
+            prob = torch.sigmoid(logit.float())
+            if weight is not None:
+                prob, target = prob * weight, target * weight
+            parts["heatmap"] = dice_loss(prob, target)
         else:
-            parts["heatmap"] = focal_heatmap_loss(logit.float(), target)
+            parts["heatmap"] = focal_heatmap_loss(logit.float(), target, weight=weight)
     needs_match = ("distance" in terms and spec.distance_weight > 0) or (
         "presence" in terms and spec.presence_weight > 0
     )
@@ -227,6 +245,32 @@ def heatmap_target(
         batch, slot = torch.nonzero(targets.valid, as_tuple=True)
         target[batch, 0, v[batch, slot], u[batch, slot]] = 1.0
     return target
+
+
+def ignore_weight(
+    shape: torch.Size | tuple[int, ...], targets: TipTargets, radius_px: float, stride: int
+) -> torch.Tensor | None:
+    """(B, 1, h, w): 0 within ``radius_px`` of a don't-care segment, else 1 (None if the
+    batch has no such segment)."""
+    if targets.ignore_px is None or targets.ignore_valid is None or not targets.ignore_valid.any():
+        return None
+    rows, cols = int(shape[0]), int(shape[1])
+    device = targets.ignore_px.device
+    ys = torch.arange(rows, device=device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    xs = torch.arange(cols, device=device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    px = xs.view(1, 1, 1, cols)
+    py = ys.view(1, 1, rows, 1)
+    seg = targets.ignore_px.float()
+    ax, ay = seg[..., 0, None, None], seg[..., 1, None, None]
+    dx, dy = (
+        (seg[..., 2] - seg[..., 0])[..., None, None],
+        (seg[..., 3] - seg[..., 1])[..., None, None],
+    )
+    length2 = (dx**2 + dy**2).clamp(min=1e-9)
+    t = (((px - ax) * dx + (py - ay) * dy) / length2).clamp(0.0, 1.0)
+    dist2 = (px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2  # (B, M, rows, cols)
+    near = (dist2 <= radius_px**2) & targets.ignore_valid[..., None, None]
+    return (~near.any(dim=1, keepdim=True)).float()
 
 
 def _pair_indices(

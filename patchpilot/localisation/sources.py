@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,7 +27,10 @@ __all__ = ["DEFAULT_CACHE", "coco_set", "generator_version", "render_split", "si
 
 DEFAULT_CACHE = Path(os.environ.get("PATCHPILOT_CACHE", Path.home() / ".cache" / "patchpilot"))
 
-Rendered = tuple[NDArray[np.uint16], float, NDArray[np.float64], NDArray[np.float64], int]
+CACHE_FORMAT = "samples-2"
+"""Bumped when the cached sample layout changes."""
+
+Rendered = tuple[NDArray[np.uint16], float, NDArray[np.float64], int]
 
 
 def generator_version() -> str:
@@ -48,10 +52,20 @@ def _render_one(args: tuple[str, int, tuple[tuple[str, Any], ...]]) -> Rendered:
     sampler = SceneSampler(split, kwargs)
     scene, noise = sampler.scene(index)
     image, truth = render(scene, noise)
-    inside = [t for t in truth if t.in_frame]
-    tips = np.array([(t.x_px, t.y_px) for t in inside], dtype=np.float64).reshape(-1, 2)
-    z_um = np.array([t.z_offset_um for t in inside], dtype=np.float64)
-    return image, float(scene.view.pixel_size_um), tips, z_um, len(truth)
+    view = scene.view
+    rows = []
+    for pose, tip in zip(scene.pipettes, truth, strict=True):
+        if not tip.in_frame:
+            continue
+        end_x, end_y = tip.x_px, tip.y_px
+        if tip.z_offset_um < 0:  # below focus: the shank crosses the focal plane further back
+            back_um = -tip.z_offset_um / math.tan(math.radians(pose.pitch_deg))
+            yaw = math.radians(pose.yaw_deg)
+            end_x -= back_um * math.cos(yaw) / view.pixel_size_um
+            end_y -= back_um * math.sin(yaw) / view.pixel_size_um
+        rows.append((tip.x_px, tip.y_px, tip.z_offset_um, float(tip.in_focus), end_x, end_y))
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return image, float(view.pixel_size_um), table, len(truth)
 
 
 def render_split(
@@ -104,13 +118,16 @@ def render_split(
         "scene_kwargs": dict(kwargs),
         "generator_version": generator_version(),
     }
+    tables = [r[2] for r in rendered]
     return SampleSet(
         images=[r[0] for r in rendered],
         pixel_size_um=np.array([r[1] for r in rendered]),
-        tips_px=[r[2] for r in rendered],
-        n_pipettes=np.array([r[4] for r in rendered], dtype=np.int64),
+        tips_px=[t[:, 0:2] for t in tables],
+        n_pipettes=np.array([r[3] for r in rendered], dtype=np.int64),
         provenance=provenance,
-        tips_z_um=[r[3] for r in rendered],
+        tips_z_um=[t[:, 2] for t in tables],
+        tips_required=[t[:, 3] > 0.5 for t in tables],
+        tips_end_px=[t[:, 4:6] for t in tables],
     )
 
 
@@ -127,13 +144,17 @@ def simulated_set(
     if cache_dir is None:
         return render_split(split, n, first=first, workers=workers, scene_kwargs=scene_kwargs)
     key = json.dumps(
-        [split, first, n, sorted((scene_kwargs or {}).items()), generator_version()],
+        [CACHE_FORMAT, split, first, n, sorted((scene_kwargs or {}).items()), generator_version()],
         default=str,
     )
     name = f"{split}-{first}-{n}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
     path = Path(cache_dir) / name
     if path.is_file():
-        return SampleSet.load(path)
+        try:
+            return SampleSet.load(path)
+        except LocaliserError:
+            pass  # damaged cache file: render again
+
     samples = render_split(split, n, first=first, workers=workers, scene_kwargs=scene_kwargs)
     samples.save(path)
     return samples

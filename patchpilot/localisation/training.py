@@ -158,7 +158,17 @@ def _stage_budget(preset: LocaliserPreset, config: TrainConfig, index: int) -> _
         ends = np.cumsum(fractions) / total * config.minutes * 60.0
         return _Budget(None, float(ends[index]))
     epochs = config.epochs if config.epochs is not None else preset.epochs
-    return _Budget(max(1, round(epochs * fractions[index] / total)), None)
+    return _Budget(_split_epochs(epochs, fractions)[index], None)
+
+
+def _split_epochs(epochs: int, fractions: list[float]) -> list[int]:
+    """Whole epochs per stage in proportion to ``fractions`` (largest remainder), at least
+    one each, summing to ``epochs`` when that allows one per stage."""
+    shares = np.asarray(fractions, dtype=np.float64) / sum(fractions) * epochs
+    counts = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - counts), kind="stable")[: epochs - counts.sum()]:
+        counts[i] += 1
+    return [max(1, int(c)) for c in counts]
 
 
 def _fresh_state(preset: LocaliserPreset, config: TrainConfig) -> dict[str, Any]:
@@ -252,8 +262,9 @@ class _Run:
         )
         return optimizer, scheduler
 
-    def _targets(self, tips: torch.Tensor, valid: torch.Tensor) -> TipTargets:
-        return TipTargets(tips.to(self.device), valid.to(self.device))
+    def _targets(self, batch: list[torch.Tensor]) -> TipTargets:
+        tips, valid, ignore, ignore_valid = (t.to(self.device) for t in batch[1:5])
+        return TipTargets(tips, valid, ignore, ignore_valid)
 
     def train_epoch(
         self,
@@ -268,11 +279,11 @@ class _Run:
             module.eval()
         total, count = 0.0, 0
         progress = _Progress(self, len(loader), stage.name, self.state["epoch"])
-        for step, (images, tips, valid) in enumerate(loader):
+        for step, batch in enumerate(loader):
             if deadline is not None and self._stop(time.monotonic() >= deadline):
                 break
-            output = wrapped(images.to(self.device))
-            parts = compute_loss(output, self._targets(tips, valid), self.spec, stage.terms)
+            output = wrapped(batch[0].to(self.device))
+            parts = compute_loss(output, self._targets(batch), self.spec, stage.terms)
             optimizer.zero_grad(set_to_none=True)
             parts["total"].backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -294,11 +305,11 @@ class _Run:
     def validation_loss(self, data: CropDataset, stage: StageSpec, batch_size: int) -> float:
         self.model.eval()
         total, count = 0.0, 0
-        for images, tips, valid in DataLoader(data, batch_size=batch_size):
-            output = self.model(images.to(self.device))
-            parts = compute_loss(output, self._targets(tips, valid), self.spec, stage.terms)
-            total += float(parts["total"]) * len(images)
-            count += len(images)
+        for batch in DataLoader(data, batch_size=batch_size):
+            output = self.model(batch[0].to(self.device))
+            parts = compute_loss(output, self._targets(batch), self.spec, stage.terms)
+            total += float(parts["total"]) * len(batch[0])
+            count += len(batch[0])
         return total / max(count, 1)
 
     def validation_metrics(self, frames: SampleSet) -> dict[str, Any]:

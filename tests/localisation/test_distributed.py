@@ -21,7 +21,12 @@ def _free_port() -> int:
 
 def test_torchrun_two_cpu_ranks(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATCHPILOT_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PATCHPILOT_CACHE": str(tmp_path / "cache"),
+    }
     command = [
         sys.executable, "-m", "torch.distributed.run",
         "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

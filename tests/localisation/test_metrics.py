@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from patchpilot.localisation.metrics import score_frame, soft_iou, summarise, summarise_by_count
+from patchpilot.localisation.metrics import (
+    drop_dont_care,
+    score_frame,
+    soft_iou,
+    summarise,
+    summarise_by_count,
+)
 
 
 def test_known_distances_give_known_accuracy() -> None:
@@ -53,3 +59,14 @@ def test_soft_iou() -> None:
     assert soft_iou(a, np.zeros_like(a)) == 0.0
     assert soft_iou(np.zeros(3), np.zeros(3)) == 1.0
     assert soft_iou(a, a / 2) == pytest.approx(0.5)
+
+
+def test_dont_care_detections_are_dropped() -> None:
+    # One true tip at (0, 0); one out-of-focus tip at (50, 0) whose visible end is (90, 0).
+    segments = np.array([[50.0, 0.0, 90.0, 0.0]])
+    pred = np.array([[1.0, 0.0], [70.0, 4.0], [95.0, 0.0], [50.0, 30.0]])
+    kept = drop_dont_care(pred, np.array([[0.0, 0.0]]), segments, gate=10.0)
+    # Near the segment (70, 4) and near its end (95, 0) are dropped; (50, 30) is a real
+    # false detection and stays, as does the true match.
+    assert kept.tolist() == [[1.0, 0.0], [50.0, 30.0]]
+    assert drop_dont_care(pred, np.zeros((0, 2)), np.zeros((0, 4)), 10.0).shape == (4, 2)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from patchpilot.localisation import LocaliserError
 from patchpilot.localisation.checkpoint import load_checkpoint
@@ -20,7 +21,7 @@ from patchpilot.localisation.training import TrainConfig, train
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[SampleSet, SampleSet]:
-    kwargs = {"size_px": 96, "pixel_size_um": (1.6, 2.2), "n_pipettes": (1, 3)}
+    kwargs = {"size_px": 48, "pixel_size_um": (1.8, 2.2), "n_pipettes": (1, 3)}
     return (
         render_split("train", 24, scene_kwargs=kwargs),
         render_split("val", 6, scene_kwargs=kwargs),
@@ -32,16 +33,17 @@ def test_training_lowers_the_loss(frames: tuple[SampleSet, SampleSet], tmp_path:
     config = TrainConfig(
         preset="fast",
         out_dir=tmp_path,
-        epochs=5,
+        epochs=8,
         progress=False,
-        overrides={"input_size_px": 64, "train_crop_px": 64, "batch_size": 8},
+        overrides={"input_size_px": 64, "train_crop_px": 64, "batch_size": 24},
     )
     result = train(config, train_set, val_set, {"source": "test"})
     losses = [h["train_loss"] for h in result.history]
-    assert len(losses) == 5
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert len(losses) == 8
+    # Eight full-batch steps: the last two clearly below the first two.
+    assert sum(losses[-2:]) < 0.92 * sum(losses[:2]), losses
     assert (tmp_path / "curves.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "history.json").read_text())[-1]["epoch"] == 4
+    assert json.loads((tmp_path / "history.json").read_text())[-1]["epoch"] == 7
     data = load_checkpoint(result.best_path)
     assert data["provenance"] == {"source": "test"}
     assert data["optimizer_state"] is not None
@@ -54,16 +56,19 @@ def test_paper_stages_resume_and_evaluation(
     base = TrainConfig(preset="tiny", out_dir=tmp_path, epochs=3, progress=False)
     first = train(base, train_set, val_set, {})
     assert [h["stage"] for h in first.history] == ["encoder", "decoder", "joint"]
+    # Simulate a run killed after its first epoch: keep that epoch's state in last.pt.
+    data = torch.load(tmp_path / "last.pt", weights_only=True)
+    data.update(stage_index=1, epoch_in_stage=0, epoch=1, history=data["history"][:1])
+    torch.save(data, tmp_path / "last.pt")
     resumed = train(
-        TrainConfig(preset="tiny", out_dir=tmp_path, epochs=6, progress=False, resume=True),
+        TrainConfig(preset="tiny", out_dir=tmp_path, epochs=3, progress=False, resume=True),
         train_set,
         val_set,
         {},
     )
-    # 6 epochs: 2 encoder + 2 decoder + 2 joint (rounded shares); resuming after stage 3
-    # epoch 1 finishes the joint stage only.
-    assert [h["epoch"] for h in resumed.history][:3] == [0, 1, 2]
-    assert resumed.history[-1]["epoch"] == len(resumed.history) - 1 > 2
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert [h["stage"] for h in resumed.history] == ["encoder", "decoder", "joint"]
+    assert resumed.history[0] == first.history[0]
     with pytest.raises(LocaliserError, match="not 'fast'"):
         train(
             TrainConfig(preset="fast", out_dir=tmp_path, epochs=1, progress=False, resume=True),
@@ -75,7 +80,10 @@ def test_paper_stages_resume_and_evaluation(
     result = evaluate(localiser, val_set)
     overall = result.overall
     assert overall["n_frames"] == len(val_set)
-    assert overall["n_true"] == sum(len(t) for t in val_set.tips_px)
+    # Only in-focus tips are required; the others are "don't care".
+    assert overall["n_true"] == sum(len(val_set.required_px(i)) for i in range(len(val_set)))
+    assert result.strict["n_true"] == sum(len(t) for t in val_set.tips_px)
+    assert result.strict["n_pred"] >= overall["n_pred"]
     assert overall["heatmap_iou"] is not None and 0.0 <= float(overall["heatmap_iou"]) <= 1.0
     assert set(result.groups) >= {"all"}
     table = results_table({"tiny": result})
