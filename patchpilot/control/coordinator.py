@@ -170,10 +170,11 @@ class Coordinator(Replanning):
         self._check_stale(now)
         self._check_obstacles_moved()
         self._assign_focus()
-        candidates = self._unclaimed(frame, detections) if frame is not None else ()
         for name, unit in self.units.items():
             sighting = (
-                Sighting(frame, self.matches.get(name), candidates) if frame is not None else None
+                Sighting(frame, self.matches.get(name), self._unclaimed(frame, detections, name))
+                if frame is not None
+                else None
             )
             unit.tick(
                 sighting,
@@ -198,13 +199,13 @@ class Coordinator(Replanning):
             self.obstacles_changed()
 
     def _unclaimed(
-        self, frame: Frame, detections: list[TipDetection]
+        self, frame: Frame, detections: list[TipDetection], viewer: str
     ) -> tuple[NDArray[np.float64], ...]:
-        """Found tips (sample x, y) that no confidently tracked pipette has matched."""
+        """Found tips (sample x, y) that no other, confidently tracked pipette has matched."""
         claimed = [
             match.seen_um[:2]
             for name, match in self.matches.items()
-            if self.tracker.is_confident(name) and not match.ambiguous
+            if name != viewer and self.tracker.is_confident(name) and not match.ambiguous
         ]
         found = [
             np.asarray(frame.pixel_to_sample_um(d.x_px, d.y_px), dtype=np.float64)
