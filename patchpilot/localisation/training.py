@@ -177,6 +177,7 @@ def _fresh_state(preset: LocaliserPreset, config: TrainConfig) -> dict[str, Any]
         "epoch_in_stage": 0,
         "epoch": 0,
         "elapsed_s": 0.0,
+        "images_seen": 0,
         "history": [],
         "best_val_loss": math.inf,
         "optimizer_state": None,
@@ -289,6 +290,10 @@ class _Run:
             optimizer.step()
             total += float(parts["total"].detach())
             count += 1
+            # Exact training images seen (minute budgets may cut an epoch short).
+            self.state["images_seen"] = (
+                self.state.get("images_seen", 0) + len(output.tips_px) * self.world
+            )
             progress.update(step + 1, total / count, parts)
         progress.close()
         return total / max(count, 1)
