@@ -33,8 +33,8 @@ _COMMON: dict[str, Any] = {
     "sigma_px": 5.0,
     "batch_size": 32,
     "epochs": 30,
-    "train_frames": 4000,
-    "val_frames": 400,
+    "train_frames": 10000,
+    "val_frames": 500,
     "plateau_patience": 3,
 }
 _SLOT_TERMS = frozenset({"distance", "presence"})
