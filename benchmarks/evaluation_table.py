@@ -10,7 +10,7 @@ frames at 1 µm per pixel, and on the test frames as they come (0.5 to 2 µm per
 row carries its training budget (wall minutes, images seen) read from its checkpoint.
 
     .venv/bin/python benchmarks/evaluation_table.py --json runs/evaluation_table.json \\
-        [--runs runs] [--n 300] [--only NAME,NAME] [--markdown PATH]
+        [--runs runs] [--n 300] [--only "NAME;NAME"] [--markdown PATH]
 
 ``--only`` evaluates some rows and merges them into an existing ``--json`` file, so rows can
 be added as their training runs finish. Rows whose checkpoints are missing are skipped and
@@ -105,20 +105,20 @@ def _rows(runs: Path, threads: int, candidate_threshold: float) -> list[Row]:
     rows = [
         Row("fast (shipped default)", "heatmap CNN", (fast,), load(fast), fast),
         Row(
-            "paper: ViT-B/16 c2f, 256 px",
+            "paper ViT-B/16 c2f 256 px",
             "coarse-to-fine",
             (runs / "paper" / "best.pt",),
             load(runs / "paper" / "best.pt"),
             runs / "paper" / "best.pt",
         ),
         Row(
-            "c2f ViT-S/16, 128 px",
+            "c2f ViT-S/16 128 px",
             "coarse-to-fine",
             (runs / "c2f_vit_s_128" / "best.pt",),
             load(runs / "c2f_vit_s_128" / "best.pt"),
             runs / "c2f_vit_s_128" / "best.pt",
         ),
-        Row("c2f ViT-Ti/16, 128 px", "coarse-to-fine", (c2f,), load(c2f), c2f),
+        Row("c2f ViT-Ti/16 128 px", "coarse-to-fine", (c2f,), load(c2f), c2f),
         Row("  coarse only (heatmap peaks)", "ablation", (c2f,), coarse(c2f), c2f),
         Row(
             "  + CycleGAN",
@@ -130,7 +130,7 @@ def _rows(runs: Path, threads: int, candidate_threshold: float) -> list[Row]:
             "trained on enhanced frames; crops around the plain c2f model's detections",
         ),
         Row(
-            "  + CycleGAN, coarse only",
+            "  + CycleGAN coarse only",
             "ablation",
             (c2f_gan, gan, c2f),
             enhanced(c2f_gan, gan, c2f, coarse_only=True),
@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
     parser.add_argument("--candidate-threshold", type=float, default=0.3)
-    parser.add_argument("--only", type=str, default="", help="comma-separated row names")
+    parser.add_argument("--only", type=str, default="", help="row names separated by semicolons")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
@@ -281,7 +281,7 @@ def main() -> None:
     report: dict[str, Any] = {"rows": {}, "skipped": {}}
     if args.only and args.json is not None and args.json.is_file():
         report = json.loads(args.json.read_text())
-    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    wanted = {s.strip() for s in args.only.split(";") if s.strip()}
     for row in _rows(args.runs, args.threads, args.candidate_threshold):
         if wanted and row.name.strip() not in wanted:
             continue
