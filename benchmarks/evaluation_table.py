@@ -5,9 +5,10 @@ held-out simulated frames (test split: scene families never used for training or
 validation; 1 to 4 pipettes plus the simulator's few atypical 0 and 5-8 pipette scenes),
 broken down by the number of tips in the frame. Latency is the median wall time of
 ``Localiser.localise`` (batch 1, ``--threads`` threads, end to end: checks, resampling,
-tiling, network, merging; for GAN rows also the first pass and the generator) on 256 x 256
-frames at 1 µm per pixel, and on the test frames as they come (0.5 to 2 µm per pixel). Each
-row carries its training budget (wall minutes, images seen) read from its checkpoint.
+tiling, network (ONNX Runtime where an export sits next to the checkpoint), merging; for
+GAN rows also the first pass and the generator) on 256 x 256 frames at 1 µm per pixel, and
+on the test frames as they come (0.5 to 2 µm per pixel). Each row carries its training
+budget (wall minutes, images seen) read from its checkpoint.
 
     .venv/bin/python benchmarks/evaluation_table.py --json runs/evaluation_table.json \\
         [--runs runs] [--n 300] [--only "NAME;NAME"] [--markdown PATH]
@@ -68,7 +69,7 @@ class Row:
 
 def _rows(runs: Path, threads: int, candidate_threshold: float) -> list[Row]:
     def load(path: Path) -> Callable[[], Localiser]:
-        return lambda: Localiser.from_checkpoint(path, backend="torch", num_threads=threads)
+        return lambda: Localiser.from_checkpoint(path, num_threads=threads)
 
     def coarse(path: Path) -> Callable[[], Localiser]:
         return lambda: Localiser(coarse_only_from_checkpoint(path)[0], num_threads=threads)
