@@ -301,6 +301,8 @@ def main() -> None:
             "note": row.note,
             "checkpoint": None if row.checkpoint is None else str(row.checkpoint),
             "groups": {g: {k: m.get(k) for k in METRICS} for g, m in result.groups.items()},
+            # Every in-frame tip counts, out-of-focus ones too (no "don't care").
+            "strict_all_in_frame_tips": {k: result.strict.get(k) for k in METRICS},
             "latency_ms_median": _latency(localiser, timed, args.latency_n),
             "latency_ms_median_test": _latency(localiser, test, args.latency_n),
             "budget": _budget(row.checkpoint, row.gan),
