@@ -87,6 +87,9 @@ def train_command(
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    bf16: Annotated[
+        bool, typer.Option(help="bfloat16 autocast for forward passes (AMX CPUs, GPUs).")
+    ] = False,
 ) -> None:
     """Train a localiser preset on simulated frames (split by scene family) or a COCO folder."""
     _quiet_threads()
@@ -128,6 +131,7 @@ def train_command(
             num_threads=threads,
             resume=resume,
             command=command,
+            bf16=bf16,
         )
         result = train(config, train_set, val_set, provenance)
     except LocaliserError as exc:

@@ -48,6 +48,10 @@ class StageSpec:
     lr: float
     fraction: float
     terms: frozenset[str] = ALL_TERMS
+    schedule: Literal["plateau", "cosine"] = "plateau"
+    """``plateau``: halve the rate after ``plateau_patience`` epochs without validation
+    improvement (the paper). ``cosine``: warm up over the first 3 %, then cosine decay to
+    1 % over the stage's epochs or minutes (suits a fixed time budget)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ def preset_from_dict(data: dict[str, Any]) -> LocaliserPreset:
                 lr=float(s["lr"]),
                 fraction=float(s["fraction"]),
                 terms=frozenset(s["terms"]),
+                schedule=s.get("schedule", "plateau"),
             )
             for s in fields["stages"]
         )

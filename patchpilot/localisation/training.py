@@ -2,7 +2,8 @@
 
 Each stage of the preset (the paper: encoder, decoder, joint) trains its parts with AdamW at
 its learning rate, halving it when the validation loss has not improved for
-``plateau_patience`` epochs; the other parts are frozen (and kept in eval mode). The run is
+``plateau_patience`` epochs (or on a cosine schedule, see ``StageSpec.schedule``); the other
+parts are frozen (and kept in eval mode). The run is
 sized by epochs (split over stages by their fractions) or by minutes (each stage gets its
 share of the wall time). After every epoch: validation loss and accuracy, ``last.pt`` (with
 optimizer state, for ``resume``), ``best.pt`` (lowest validation loss), ``history.json`` and
@@ -39,7 +40,7 @@ from patchpilot.localisation.output import LocaliserModel
 from patchpilot.localisation.presets import LocaliserPreset, StageSpec, create_localiser
 from patchpilot.localisation.samples import SampleSet
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "cosine_factor", "train"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class TrainConfig:
     resume: bool = False
     val_metric_frames: int = 200
     progress: bool = True
+    bf16: bool = False
+    """Run forward passes under bfloat16 autocast (CPUs with AMX/AVX512-BF16, GPUs)."""
     command: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -128,10 +131,11 @@ def train(
                 sampler.set_epoch(epoch)
             loader = DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True)
             deadline = None if budget.deadline_s is None else start + budget.deadline_s
-            train_loss = run.train_epoch(wrapped, stage, optimizer, loader, deadline)
+            train_loss = run.train_epoch(wrapped, stage, optimizer, loader, deadline, budget, start)
             val_loss = run.validation_loss(val_data, stage, batch_size)
             metrics = run.validation_metrics(metric_frames) if rank == 0 else {}
-            scheduler.step(val_loss)
+            if stage.schedule == "plateau":
+                scheduler.step(val_loss)
             state["elapsed_s"] = time.monotonic() - start
             run.end_epoch(stage, train_loss, val_loss, metrics, optimizer, scheduler)
         state["stage_index"] = stage_index + 1
@@ -147,8 +151,26 @@ def train(
 
 @dataclass(frozen=True)
 class _Budget:
+    """A stage's share of the run: whole epochs, or a window of the run's wall time (s)."""
+
     epochs: int | None
     deadline_s: float | None
+    start_s: float = 0.0
+
+    def progress(self, elapsed_s: float, epoch_in_stage: float) -> float:
+        """How far through the stage the run is, 0 to 1."""
+        if self.deadline_s is not None:
+            span = max(self.deadline_s - self.start_s, 1e-9)
+            return min(1.0, max(0.0, (elapsed_s - self.start_s) / span))
+        return min(1.0, epoch_in_stage / max(self.epochs or 1, 1))
+
+
+def cosine_factor(progress: float, warmup: float = 0.03, floor: float = 0.01) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``floor``."""
+    if progress < warmup:
+        return max(floor, progress / warmup)
+    phase = (progress - warmup) / (1.0 - warmup)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, phase)))
 
 
 def _stage_budget(preset: LocaliserPreset, config: TrainConfig, index: int) -> _Budget:
@@ -156,7 +178,7 @@ def _stage_budget(preset: LocaliserPreset, config: TrainConfig, index: int) -> _
     total = sum(fractions)
     if config.minutes is not None:
         ends = np.cumsum(fractions) / total * config.minutes * 60.0
-        return _Budget(None, float(ends[index]))
+        return _Budget(None, float(ends[index]), float(ends[index - 1]) if index else 0.0)
     epochs = config.epochs if config.epochs is not None else preset.epochs
     return _Budget(_split_epochs(epochs, fractions)[index], None)
 
@@ -274,6 +296,8 @@ class _Run:
         optimizer: torch.optim.Optimizer,
         loader: DataLoader[Any],
         deadline: float | None,
+        budget: _Budget,
+        start: float,
     ) -> float:
         self.model.train()
         for module in self.frozen:
@@ -283,7 +307,13 @@ class _Run:
         for step, batch in enumerate(loader):
             if deadline is not None and self._stop(time.monotonic() >= deadline):
                 break
-            output = wrapped(batch[0].to(self.device))
+            if stage.schedule == "cosine":
+                done = self.state["epoch_in_stage"] + step / max(len(loader), 1)
+                factor = cosine_factor(budget.progress(time.monotonic() - start, done))
+                for group in optimizer.param_groups:
+                    group["lr"] = stage.lr * factor
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
+                output = wrapped(batch[0].to(self.device))
             parts = compute_loss(output, self._targets(batch), self.spec, stage.terms)
             optimizer.zero_grad(set_to_none=True)
             parts["total"].backward()  # type: ignore[no-untyped-call]

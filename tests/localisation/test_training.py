@@ -3,6 +3,7 @@ and evaluation scores the result."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from patchpilot.localisation.evaluation import evaluate, plot_worst, results_tab
 from patchpilot.localisation.inference import Localiser
 from patchpilot.localisation.samples import SampleSet
 from patchpilot.localisation.sources import render_split
-from patchpilot.localisation.training import TrainConfig, train
+from patchpilot.localisation.training import TrainConfig, cosine_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,13 @@ def test_bad_training_requests(frames: tuple[SampleSet, SampleSet], tmp_path: Pa
     empty = train_set.subset(np.zeros(0, dtype=int))
     with pytest.raises(LocaliserError, match="empty data"):
         train(TrainConfig("tiny", tmp_path, epochs=1), empty, val_set, {})
+
+
+def test_cosine_schedule_shape() -> None:
+    assert cosine_factor(0.0) == pytest.approx(0.01)
+    assert cosine_factor(0.015) == pytest.approx(0.5)
+    assert cosine_factor(0.03) == pytest.approx(1.0)
+    assert cosine_factor(0.515) == pytest.approx(0.505, abs=1e-3)
+    assert cosine_factor(1.0) == pytest.approx(0.01)
+    values = [cosine_factor(p / 100) for p in range(3, 101)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
