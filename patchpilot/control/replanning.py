@@ -68,7 +68,8 @@ class Replanning:
         safety = self.config.safety
         here = unit.expected_tip_um()
         uncertain = unit.uncertainty_um() > VERIFY_ABOVE_UM
-        in_view = self.view.contains(here, VIEW_MARGIN_UM)
+        # Its tip may be in view even when the estimate is not (it is that uncertain).
+        in_view = self.view.contains(here, VIEW_MARGIN_UM - 0.5 * unit.uncertainty_um())
         if verify and uncertain and in_view and not unit.verify_failed:
             return plan_verify(unit.geometry, here)
         if goal.kind is GoalKind.APPROACH:
