@@ -10,6 +10,7 @@ from patchpilot.cli._acquisition import benchmark_app, replay
 from patchpilot.cli._config import config_app
 from patchpilot.cli._control import control_app
 from patchpilot.cli._dataset import register_dataset_commands
+from patchpilot.cli._experiment import dry_run, run
 from patchpilot.cli._gan import gan_app
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
@@ -41,6 +42,8 @@ def main(
 
 app.add_typer(config_app, name="config")
 app.add_typer(control_app, name="control")
+app.command("dry-run")(dry_run)
+app.command("run")(run)
 app.command("replay")(replay)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
