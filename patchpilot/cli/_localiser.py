@@ -43,9 +43,14 @@ def _load_data(
     pixel_size_um: float | None,
     part: tuple[float, float] = (0.0, 1.0),
 ) -> Any:
-    """Frames from a COCO folder (``part`` of it) or simulated frames of ``split``."""
+    """Frames from a saved sample set (``.npz``), a COCO folder (``part`` of it), or simulated
+    frames of ``split``."""
+    from patchpilot.localisation.samples import SampleSet
     from patchpilot.localisation.sources import DEFAULT_CACHE, coco_set, simulated_set
 
+    if data is not None and data.suffix == ".npz":
+        samples = SampleSet.load(data)
+        return samples.subset(range(min(n, len(samples))))
     if data is not None:
         return coco_set(data, pixel_size_um=pixel_size_um, part=part, limit=n)
     return simulated_set(
@@ -63,7 +68,9 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and augmentation.")] = 0,
     data: Annotated[
         Path | None,
-        typer.Option(help="COCO keypoints folder to train on instead of the simulator."),
+        typer.Option(
+            help="COCO keypoints folder, or a saved sample set (.npz), instead of rendering."
+        ),
     ] = None,
     val_data: Annotated[
         Path | None,
@@ -87,6 +94,10 @@ def train_command(
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this checkpoint's weights (fine-tune; same preset)."),
+    ] = None,
     bf16: Annotated[
         bool, typer.Option(help="bfloat16 autocast for forward passes (AMX CPUs, GPUs).")
     ] = False,
@@ -98,10 +109,12 @@ def train_command(
 
     try:
         spec = get_preset(preset)
+        if data is not None and data.suffix == ".npz" and val_data is None:
+            raise LocaliserError("a saved training set (.npz) needs --val-data as well")
         started = time.time()
         n_train = train_frames or spec.train_frames
         n_val = val_frames or spec.val_frames
-        if data is not None and val_data is None:
+        if data is not None and val_data is None and data.suffix != ".npz":
             train_set = _load_data(data, "", n_train, 0, None, 1, data_pixel_size_um, (0.0, 0.9))
             val_set = _load_data(data, "", n_val, 0, None, 1, data_pixel_size_um, (0.9, 1.0))
         else:
@@ -132,6 +145,7 @@ def train_command(
             resume=resume,
             command=command,
             bf16=bf16,
+            init_from=init,
         )
         result = train(config, train_set, val_set, provenance)
     except LocaliserError as exc:
@@ -198,14 +212,31 @@ def export_command(
     out: Annotated[
         Path | None, typer.Option(help="ONNX file (default: next to the checkpoint).")
     ] = None,
+    ship: Annotated[
+        str | None,
+        typer.Option(help="Install as shipped weights NAME (.pt, .onnx, .json card)."),
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="Evaluation JSON to put in the card (with --ship).")
+    ] = None,
+    weights_dir: Annotated[
+        Path | None, typer.Option(help="Where --ship installs (default: patchpilot/weights).")
+    ] = None,
 ) -> None:
-    """Export a checkpoint to ONNX (used by ``Localiser`` through ONNX Runtime)."""
+    """Export a checkpoint to ONNX (used by ``Localiser`` through ONNX Runtime), or install
+    it as shipped weights with ``--ship``."""
     from patchpilot.localisation import LocaliserError
-    from patchpilot.localisation.export import export_onnx
+    from patchpilot.localisation.export import export_onnx, ship_weights
+    from patchpilot.localisation.inference import WEIGHTS_DIR
 
     try:
+        if ship is not None:
+            card = json.loads(metrics.read_text()) if metrics is not None else {}
+            paths = ship_weights(checkpoint, weights_dir or WEIGHTS_DIR, ship, card)
+            typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
+            return
         path = export_onnx(checkpoint, out)
-    except LocaliserError as exc:
+    except (LocaliserError, OSError, json.JSONDecodeError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps({"onnx": str(path), "bytes": path.stat().st_size}))
 

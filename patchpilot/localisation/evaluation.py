@@ -45,6 +45,7 @@ class EvaluationResult:
     gate_um: float
     info: dict[str, Any] = field(default_factory=dict)
     strict: dict[str, float | int | None] = field(default_factory=dict)
+    confidences: list[NDArray[np.float64]] = field(default_factory=list)
 
     @property
     def overall(self) -> dict[str, float | int | None]:
@@ -98,6 +99,7 @@ def evaluate(
     scores: list[FrameScore] = []
     strict: list[FrameScore] = []
     predictions: list[NDArray[np.float64]] = []
+    confidences: list[NDArray[np.float64]] = []
     for first in range(0, len(samples), batch_frames):
         indices = range(first, min(first + batch_frames, len(samples)))
         prepared = [
@@ -115,6 +117,7 @@ def evaluate(
             scores.append(score_frame(kept * size, true_px * size, iou))
             strict.append(score_frame(pred_px * size, samples.tips_px[i] * size))
             predictions.append(pred_px)
+            confidences.append(np.array([d.confidence for d in detections]))
     info = {
         "preset": localiser.preset.name,
         "backend": localiser.backend,
@@ -125,7 +128,7 @@ def evaluate(
     }
     groups = summarise_by_count(scores, thresholds_um, gate_um)
     strict_summary = summarise(strict, thresholds_um, gate_um)
-    return EvaluationResult(groups, scores, predictions, gate_um, info, strict_summary)
+    return EvaluationResult(groups, scores, predictions, gate_um, info, strict_summary, confidences)
 
 
 def _heatmap_iou(

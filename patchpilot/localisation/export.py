@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +21,7 @@ from torch import nn
 from patchpilot.localisation.checkpoint import load_model
 from patchpilot.localisation.output import LocaliserModel
 
-__all__ = ["export_onnx", "file_sha256", "matching_onnx"]
+__all__ = ["export_onnx", "file_sha256", "matching_onnx", "ship_weights"]
 
 OPSET = 17
 
@@ -105,3 +107,54 @@ def matching_onnx(checkpoint: str | Path) -> Path | None:
         return None
     meta = {p.key: p.value for p in proto.metadata_props}
     return candidate if meta.get("checkpoint_sha256") == file_sha256(checkpoint) else None
+
+
+def ship_weights(
+    checkpoint: str | Path,
+    weights_dir: str | Path,
+    name: str,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Install a checkpoint as shipped weights: ``<name>.pt`` (without optimizer state),
+    its ONNX export ``<name>.onnx`` and a JSON card ``<name>.json`` (preset, pixel size,
+    command, seed, data, training time, metrics).
+
+    Raises
+    ------
+    LocaliserError
+        If the checkpoint cannot be loaded.
+    """
+    from patchpilot.localisation.checkpoint import load_checkpoint, save_checkpoint
+
+    data = load_checkpoint(checkpoint)
+    model, _ = load_model(checkpoint)
+    weights_dir = Path(weights_dir)
+    keep = ("provenance", "train_config", "history", "elapsed_s", "epoch", "best_val_loss")
+    target = save_checkpoint(
+        weights_dir / f"{name}.pt", model, **{k: data[k] for k in keep if k in data}
+    )
+    onnx_path = export_onnx(target)
+    provenance = data.get("provenance", {})
+    card = {
+        "name": name,
+        "preset": model.preset.name,
+        "pixel_size_um": model.preset.pixel_size_um,
+        "input_size_px": model.preset.input_size_px,
+        "description": model.preset.description,
+        "command": provenance.get("command"),
+        "seed": data.get("train_config", {}).get("seed"),
+        "data": {k: provenance.get(k) for k in ("train", "val")},
+        "data_seconds": provenance.get("data_seconds"),
+        "training_minutes": round(float(data.get("elapsed_s", 0.0)) / 60.0, 1),
+        "epochs": data.get("epoch"),
+        "files": {
+            "checkpoint": target.name,
+            "checkpoint_sha256": file_sha256(target),
+            "onnx": onnx_path.name,
+            "bytes": target.stat().st_size + onnx_path.stat().st_size,
+        },
+        "metrics": metrics or {},
+    }
+    card_path = weights_dir / f"{name}.json"
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return {"checkpoint": target, "onnx": onnx_path, "card": card_path}

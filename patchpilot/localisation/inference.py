@@ -68,7 +68,8 @@ class Localiser:
     num_threads
         Threads for torch / ONNX Runtime (default 2; torch's setting is process-wide).
     confidence_threshold
-        Slots whose presence probability is below this are not tips (default: the preset's).
+        Slots whose presence probability is below this are not tips (default: the one
+        stored in the checkpoint, else the preset's).
     onnx_path
         Run this ONNX export of ``model`` through ONNX Runtime instead of torch.
     min_overlap_px
@@ -147,6 +148,9 @@ class Localiser:
             "backend": "onnx" if onnx_path is not None else "torch",
             "provenance": data.get("provenance", {}),
         }
+        if confidence_threshold is None and "presence_threshold" in data:
+            # Chosen on the validation split after training (see calibration.py).
+            confidence_threshold = float(data["presence_threshold"])
         return cls(
             model,
             num_threads=num_threads,

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from patchpilot.localisation._errors import LocaliserError
-from patchpilot.localisation.checkpoint import load_checkpoint, save_checkpoint
+from patchpilot.localisation.checkpoint import load_checkpoint, load_model, save_checkpoint
 from patchpilot.localisation.curves import plot_history
 from patchpilot.localisation.dataset import CropDataset
 from patchpilot.localisation.evaluation import evaluate
@@ -60,6 +60,12 @@ class TrainConfig:
     progress: bool = True
     bf16: bool = False
     """Run forward passes under bfloat16 autocast (CPUs with AMX/AVX512-BF16, GPUs)."""
+    init_from: Path | None = None
+    """Start from the weights of this checkpoint (same preset): fine-tuning, e.g. the shipped
+    model on a lab's own images."""
+    calibrate: bool = True
+    """After training, pick the presence threshold on validation frames (best F1) and store
+    it in ``best.pt`` and ``last.pt``."""
     command: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -99,6 +105,10 @@ def train(
     val_data = CropDataset(val_set, px, preset.input_size_px, augment=False)
     metric_frames = val_set.subset(range(min(len(val_set), config.val_metric_frames)))
     state = _fresh_state(preset, config)
+    if config.init_from is not None and not config.resume:
+        initial, _ = load_model(config.init_from, expected_preset=preset.name)
+        model.load_state_dict(initial.state_dict())
+        state["train_config"]["init_from"] = str(config.init_from)
     if config.resume:
         state = _resume(out / "last.pt", model, preset, state)
     state["train_config"] = {**state["train_config"], "world_size": world}
@@ -144,6 +154,8 @@ def train(
     if rank == 0:
         run.save("last.pt", None, None)
         plot_history(state["history"], out / "curves.png")
+        if config.calibrate and (out / "best.pt").is_file():
+            _calibrate(out, metric_frames, config.num_threads, run)
     if world > 1:
         dist.barrier()
     return TrainResult(out / "best.pt", out / "last.pt", state["history"], state["elapsed_s"])
@@ -458,6 +470,19 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _calibrate(out: Path, frames: SampleSet, threads: int, run: _Run) -> None:
+    """Choose the presence threshold with ``best.pt`` on validation frames; store it in
+    both checkpoints."""
+    from patchpilot.localisation.calibration import calibrate_threshold, store_threshold
+
+    localiser = Localiser.from_checkpoint(out / "best.pt", backend="torch", num_threads=threads)
+    choice = calibrate_threshold(localiser, frames)
+    details = {"frames": len(frames), "f1": choice["f1"], "data": frames.provenance}
+    for name in ("best.pt", "last.pt"):
+        store_threshold(out / name, choice["threshold"], details)
+    run.log(f"presence threshold {choice['threshold']:.2f} (validation F1 {choice['f1']:.3f})")
 
 
 def _has_trainable(model: torch.nn.Module) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patchpilot.cli import app
+from patchpilot.localisation.checkpoint import load_checkpoint
 from patchpilot.scene import SceneSampler, render
 from patchpilot.scene.coco import CocoWriter
 
@@ -60,6 +61,16 @@ def test_train_evaluate_export(coco_folder: Path, tmp_path: Path) -> None:
     assert {"within_3um", "precision", "recall", "mean_distance_um"} <= set(report["groups"]["all"])
     assert worst.stat().st_size > 1000
 
+    # Fine-tuning starts from the trained weights and says so.
+    tuned = runner.invoke(
+        app,
+        ["train", "--preset", "tiny", "--data", str(coco_folder), "--epochs", "1",
+         "--init", str(out / "best.pt"), "--out", str(tmp_path / "tuned")],
+    )  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    tuned_data = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    assert tuned_data["train_config"]["init_from"] == str(out / "best.pt")
+
     exported = runner.invoke(app, ["export", "--checkpoint", str(out / "best.pt")])
     assert exported.exit_code == 0, exported.output
     assert json.loads(exported.output)["bytes"] > 10_000
@@ -81,3 +92,9 @@ def test_clear_errors(coco_folder: Path, tmp_path: Path) -> None:
         app, ["train", "--preset", "tiny", "--data", str(tmp_path), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "COCO data" in result.output
+    saved = tmp_path / "train.npz"
+    saved.write_bytes(b"")
+    result = runner.invoke(
+        app, ["train", "--preset", "tiny", "--data", str(saved), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "needs --val-data" in result.output

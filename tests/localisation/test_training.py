@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from patchpilot.localisation import LocaliserError
+from patchpilot.localisation.calibration import GRID
 from patchpilot.localisation.checkpoint import load_checkpoint
 from patchpilot.localisation.evaluation import evaluate, plot_worst, results_table
 from patchpilot.localisation.inference import Localiser
@@ -77,7 +78,12 @@ def test_paper_stages_resume_and_evaluation(
             val_set,
             {},
         )
+    # The presence threshold was chosen on the validation frames and travels with the file.
+    stored = load_checkpoint(resumed.last_path)
+    assert stored["presence_threshold"] in GRID
+    assert stored["threshold_calibration"]["frames"] == len(val_set)
     localiser = Localiser.from_checkpoint(resumed.last_path)
+    assert localiser.confidence_threshold == stored["presence_threshold"]
     result = evaluate(localiser, val_set)
     overall = result.overall
     assert overall["n_frames"] == len(val_set)
