@@ -37,6 +37,26 @@ def _cache(cache: Path | None) -> Path:
     return cache if cache is not None else DEFAULT_CACHE
 
 
+Data = Annotated[
+    Path | None,
+    typer.Option(help="A saved sample set (.npz) instead of rendering (its first N frames)."),
+]
+
+
+def _frames(data: Path | None, split: str, n: int, cache: Path | None, workers: int) -> Any:
+    """The first ``n`` frames of a saved set, or ``n`` simulated frames of ``split``."""
+    from patchpilot.localisation import LocaliserError
+    from patchpilot.localisation.samples import SampleSet
+    from patchpilot.localisation.sources import simulated_set
+
+    if data is None:
+        return simulated_set(split, n, workers=workers, cache_dir=_cache(cache))
+    if data.suffix != ".npz":
+        raise LocaliserError(f"{data}: expected a saved sample set (.npz)")
+    samples = SampleSet.load(data)
+    return samples.subset(range(min(n, len(samples))))
+
+
 def _command() -> str:
     return shlex.join(["patchpilot", *sys.argv[1:]])
 
@@ -54,6 +74,7 @@ def train_gan(
     crop_px: Annotated[int, typer.Option(help="Crop side at the model pixel size.")] = 64,
     pixel_size_um: Annotated[float, typer.Option(help="Pixel size of the crops (µm).")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
+    vivo_data: Data = None,
     cache: Cache = None,
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
@@ -61,13 +82,12 @@ def train_gan(
     """Train the CycleGAN on unpaired in vivo and clean crops around tips."""
     from patchpilot.localisation import LocaliserError
     from patchpilot.localisation.cyclegan import DomainFrames, GanConfig, clean_set, train_cyclegan
-    from patchpilot.localisation.sources import simulated_set
 
     if minutes is None and steps is None:
         minutes = 15.0
     try:
         started = time.time()
-        vivo_set = simulated_set("train", vivo_frames, workers=workers, cache_dir=_cache(cache))
+        vivo_set = _frames(vivo_data, "train", vivo_frames, cache, workers)
         clean = clean_set("train", clean_frames, workers=workers, cache_dir=_cache(cache))
         vivo = DomainFrames(vivo_set, pixel_size_um)
         clean_frames_ = DomainFrames(clean, pixel_size_um)
@@ -107,6 +127,8 @@ def train_localiser(
     val_frames: Annotated[int | None, typer.Option(help="Default: the preset's.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Default: the preset's.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    data: Data = None,
+    val_data: Data = None,
     cache: Cache = None,
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
     threads: Annotated[int, typer.Option(help="Torch threads.")] = 2,
@@ -114,7 +136,6 @@ def train_localiser(
     """Train a localiser preset on frames enhanced by the CycleGAN around their tips."""
     from patchpilot.localisation import LocaliserError, get_preset
     from patchpilot.localisation.cyclegan import CropEnhancer, enhance_sample_set
-    from patchpilot.localisation.sources import simulated_set
     from patchpilot.localisation.training import TrainConfig, train
 
     try:
@@ -127,11 +148,8 @@ def train_localiser(
             )
         started = time.time()
         raw = {
-            split: simulated_set(split, n, workers=workers, cache_dir=_cache(cache))
-            for split, n in (
-                ("train", train_frames or spec.train_frames),
-                ("val", val_frames or spec.val_frames),
-            )
+            "train": _frames(data, "train", train_frames or spec.train_frames, cache, workers),
+            "val": _frames(val_data, "val", val_frames or spec.val_frames, cache, workers),
         }
         sets = {
             k: enhance_sample_set(v, enhancer, seed=seed + i)
@@ -183,6 +201,7 @@ def evaluate_enhanced(
     first: Annotated[int, typer.Option(help="First scene family of the split.")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write metrics here.")] = None,
     worst: Annotated[Path | None, typer.Option(help="PNG of the worst frames.")] = None,
+    data: Data = None,
     cache: Cache = None,
     workers: Annotated[int, typer.Option(help="Processes rendering frames.")] = 2,
     threads: Annotated[int, typer.Option()] = 2,
@@ -219,7 +238,11 @@ def evaluate_enhanced(
                 num_threads=threads,
                 info=plain.info,
             )
-        samples = simulated_set(split, n, first=first, workers=workers, cache_dir=_cache(cache))
+        samples = (
+            _frames(data, split, n, cache, workers)
+            if data is not None
+            else simulated_set(split, n, first=first, workers=workers, cache_dir=_cache(cache))
+        )
         result = evaluate(localiser, samples)
     except LocaliserError as exc:
         raise _fail(str(exc)) from None
