@@ -15,6 +15,10 @@ The procedure (blocking; every wait has a timeout):
 
 The whole pattern stays within ``step_um + backlash_takeup_um`` of the start on each axis and
 never goes below it (``min_z_um`` is checked); the other pipettes stay parked meanwhile.
+
+STOP ALL (a ``StopSignal``) ends a calibration at once: every move is sent through the
+signal's gate and every snapshot checks it first, and a stopped calibration does not return
+the pipette to its start; nothing moves until the operator re-arms.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from numpy.typing import NDArray
 from patchpilot.control._protocol import Imaging
 from patchpilot.control.calibration import Calibration, CalibrationError, fit_axes
 from patchpilot.control.geometry import FieldOfView, ManipulatorTransform
+from patchpilot.control.stop_signal import CalibrationAborted, StopSignal
 from patchpilot.control.tip_search import (
     CalibrationSettings,
+    PipetteAngles,
     TipMeasurement,
     consistent_tips,
     measure_tip_3d,
@@ -37,23 +43,37 @@ from patchpilot.control.tip_search import (
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import Manipulator, ManipulatorError, MoveStatus
 
-__all__ = ["CalibrationSettings", "TipMeasurement", "calibrate_pipette", "measure_tip_3d"]
+__all__ = [
+    "CalibrationSettings",
+    "PipetteAngles",
+    "TipMeasurement",
+    "calibrate_pipette",
+    "measure_tip_3d",
+]
 
 Vector = NDArray[np.float64]
 
 
 class _Stepper:
-    """Moves one manipulator and waits, with a timeout, treating anything but FINISHED as fatal."""
+    """Moves one manipulator and waits, with a timeout, treating anything but FINISHED as fatal.
 
-    def __init__(self, manipulator: Manipulator, settings: CalibrationSettings) -> None:
+    Moves go through the stop signal's gate: none is sent once STOP ALL was pressed.
+    """
+
+    def __init__(
+        self, manipulator: Manipulator, settings: CalibrationSettings, stop: StopSignal
+    ) -> None:
         self.manipulator = manipulator
         self.settings = settings
+        self.stop = stop
 
     def go(self, target_um: Vector) -> None:
-        handle = self.manipulator.move_to(
-            [float(v) for v in target_um[:3]], self.settings.speed_um_s
-        )
+        with self.stop.gate():
+            handle = self.manipulator.move_to(
+                [float(v) for v in target_um[:3]], self.settings.speed_um_s
+            )
         status = handle.wait(self.settings.move_timeout_s)
+        self.stop.check()  # a stop ends the move INTERRUPTED: say why
         if status is not MoveStatus.FINISHED:
             if status is MoveStatus.PENDING:
                 self.manipulator.stop()
@@ -89,11 +109,13 @@ def _identify(
     start = stepper.here()
     for offset in offsets:
         focus = float(guess_um[2]) + offset
-        before = consistent_tips(imaging, focus, guess_um[:2], radius_um)
+        before = consistent_tips(imaging, focus, guess_um[:2], radius_um, stepper.stop)
         if not before:
             continue
         stepper.go(start + np.array([settings.wiggle_um, 0.0, 0.0]))
-        after = consistent_tips(imaging, focus, guess_um[:2], radius_um + 2 * settings.wiggle_um)
+        after = consistent_tips(
+            imaging, focus, guess_um[:2], radius_um + 2 * settings.wiggle_um, stepper.stop
+        )
         stepper.go(start)
         moved = [b for b in before if all(float(np.linalg.norm(b - a)) > 1.5 for a in after)]
         arrived = [a for a in after if all(float(np.linalg.norm(a - b)) > 1.5 for b in before)]
@@ -118,41 +140,66 @@ def _identify(
     )
 
 
+_SHANK_SEEN_UM = 25.0
+"""Length of shank behind the tip that must stay in view: the depth sweep reads the tip's
+depth where the shank crosses focus, up to ~20 µm back from the tip."""
+
+
 def _pattern(
     prior: ManipulatorTransform,
     tip_xy: Vector,
     view: FieldOfView | None,
     settings: CalibrationSettings,
+    yaw_deg: float,
 ) -> tuple[list[Vector], Vector]:
     """Pattern offsets (device µm) and the backlash approach offset.
 
-    Each axis is stepped half and full ``step_um`` in one direction: x and y the way that
-    keeps the tip furthest inside the field of view, z upward (away from the tissue), as the
-    prior predicts. Every point is approached from the same side on every axis, so backlash
-    is taken up the same way.
+    Each axis is stepped half and full ``step_um`` in one direction, z upward (away from the
+    tissue). The x and y directions, and a shift of the whole pattern by up to ``step_um``
+    along device x and y, are chosen (as the prior predicts the tip's motion) to keep the tip
+    and the shank behind it furthest inside the field of view: a tip near the edge of the
+    field is first brought further in. Every point is approached from the same side on
+    every axis, so backlash is taken up the same way.
     """
+    yaw = math.radians(yaw_deg)
+    behind = _SHANK_SEEN_UM * np.array([math.cos(yaw), math.sin(yaw)])
 
     def inside_um(xy: Vector) -> float:
         if view is None:
             return math.inf
         return min(
-            view.width_um / 2 - abs(float(xy[0]) - view.center_um[0]),
-            view.height_um / 2 - abs(float(xy[1]) - view.center_um[1]),
+            min(
+                view.width_um / 2 - abs(float(point[0]) - view.center_um[0]),
+                view.height_um / 2 - abs(float(point[1]) - view.center_um[1]),
+            )
+            for point in (xy, xy - behind)
         )
 
-    signs = np.ones(3)
-    for axis in range(2):
-        step_xy = settings.step_um * prior.matrix[:2, axis]
-        signs[axis] = 1.0 if inside_um(tip_xy + step_xy) >= inside_um(tip_xy - step_xy) else -1.0
-    signs[2] = math.copysign(1.0, prior.matrix[2, 2])
-    offsets = [np.zeros(3)]
-    for axis in range(3):
-        for fraction in (0.5, 1.0):
-            step = np.zeros(3)
-            step[axis] = signs[axis] * fraction * settings.step_um
-            offsets.append(step)
-    approach = settings.backlash_takeup_um * np.array([-signs[0], -signs[1], signs[2]])
-    return offsets, approach
+    step = settings.step_um
+    z_sign = math.copysign(1.0, prior.matrix[2, 2])
+    best: tuple[float, list[Vector], Vector] | None = None
+    shifts = (0.0, 0.5 * step, -0.5 * step, step, -step)
+    for shift_x in shifts:
+        for shift_y in shifts:
+            for sign_x in (1.0, -1.0):
+                for sign_y in (1.0, -1.0):
+                    center = np.array([shift_x, shift_y, 0.0])
+                    offsets = [center]
+                    for axis, sign in ((0, sign_x), (1, sign_y), (2, z_sign)):
+                        for fraction in (0.5, 1.0):
+                            point = center.copy()
+                            point[axis] += sign * fraction * step
+                            offsets.append(point)
+                    margin = min(inside_um(tip_xy + prior.matrix[:2] @ o) for o in offsets)
+                    # Prefer no shift: 1 µm of margin is worth 0.1 µm less travel.
+                    merit = min(margin, 40.0) - 0.1 * float(np.hypot(shift_x, shift_y))
+                    if best is None or merit > best[0]:
+                        approach = settings.backlash_takeup_um * np.array(
+                            [-sign_x, -sign_y, z_sign]
+                        )
+                        best = (merit, offsets, approach)
+    assert best is not None
+    return best[1], best[2]
 
 
 def calibrate_pipette(
@@ -165,6 +212,8 @@ def calibrate_pipette(
     min_z_um: float | None = None,
     view: FieldOfView | None = None,
     log: EventLog | None = None,
+    angles: PipetteAngles | None = None,
+    stop: StopSignal | None = None,
 ) -> Calibration:
     """Calibrate one pipette by stepping its axes and measuring its tip (blocking).
 
@@ -188,16 +237,27 @@ def calibrate_pipette(
         The field of view; the pattern steps the way that keeps the tip in it.
     log
         Where progress is recorded.
+    angles
+        The pipette's pitch and yaw (its depth is read where the shank crosses focus);
+        default: pitch 30 degrees, yaw from the prior's x axis.
+    stop
+        STOP ALL: the calibration ends at once when it is set.
 
     Raises
     ------
+    CalibrationAborted
+        STOP ALL was pressed: the pipette stays where it stopped.
     CalibrationError
         The tip could not be found or identified, a move failed, or the fit failed. The
         manipulator is returned to its start position when possible.
     """
     settings = settings or CalibrationSettings()
     name = manipulator.name
-    stepper = _Stepper(manipulator, settings)
+    stop = stop if stop is not None else StopSignal()
+    if angles is None:
+        x_axis = prior.matrix[:, 0]
+        angles = PipetteAngles(30.0, math.degrees(math.atan2(x_axis[1], x_axis[0])))
+    stepper = _Stepper(manipulator, settings, stop)
     start = stepper.here()
     guess = prior.to_sample(start)
     if log is not None:
@@ -209,7 +269,7 @@ def calibrate_pipette(
                 f"{name}: tip found at z {focus:.1f} µm; the calibration pattern would take it "
                 f"below {min_z_um:.1f} µm (too close to the tissue); raise it first"
             )
-        offsets, approach = _pattern(prior, tip_xy, view, settings)
+        offsets, approach = _pattern(prior, tip_xy, view, settings, angles.yaw_deg)
         device_points: list[Vector] = []
         sample_points: list[Vector] = []
         center = np.array([tip_xy[0], tip_xy[1], focus])
@@ -217,9 +277,9 @@ def calibrate_pipette(
         for offset in offsets:
             stepper.go_backlash_free(start + offset, approach)
             here = stepper.here()
-            expected = center + columns @ (here - (device_points[0] if device_points else here))
+            expected = center + columns @ (here - (device_points[0] if device_points else start))
             measured = measure_tip_3d(
-                imaging, expected, 0.6 * settings.step_um + 3.0, settings, static_xy
+                imaging, expected, 0.6 * settings.step_um + 3.0, settings, angles, static_xy, stop
             )
             device_points.append(here)
             sample_points.append(measured.position_um)
@@ -230,11 +290,15 @@ def calibrate_pipette(
             if abs(float(moved[axis])) > 0.5 * settings.step_um:
                 columns[:, axis] = (measured.position_um - center) / float(moved[axis])
         calibration = fit_axes(name, device_points, sample_points)
+    except CalibrationAborted:
+        if log is not None:
+            log.record(EventKind.CALIBRATION, name, "calibration stopped", reason="STOP ALL")
+        raise  # nothing more may move: no return to the start
     except (CalibrationError, ManipulatorError) as exc:
         if log is not None:
             log.record(EventKind.CALIBRATION, name, "calibration failed", reason=str(exc))
         with contextlib.suppress(CalibrationError, ManipulatorError):
-            stepper.go(start)  # best effort: leave the pipette where it was
+            stepper.go(start)  # best effort: leave the pipette where it was (not after a stop)
         if isinstance(exc, CalibrationError):
             raise
         raise CalibrationError(f"{name}: {exc}") from exc

@@ -8,7 +8,11 @@ import numpy as np
 
 from patchpilot.config import RigConfig
 from patchpilot.control._protocol import Imaging
-from patchpilot.control.autocalibrate import CalibrationSettings, calibrate_pipette
+from patchpilot.control.autocalibrate import (
+    CalibrationSettings,
+    PipetteAngles,
+    calibrate_pipette,
+)
 from patchpilot.control.calibration import (
     Calibration,
     CalibrationError,
@@ -17,18 +21,21 @@ from patchpilot.control.calibration import (
 )
 from patchpilot.control.geometry import FieldOfView, ManipulatorTransform, rotation_matrix
 from patchpilot.control.pipette import PipetteUnit
+from patchpilot.control.stop_signal import CalibrationAborted, StopSignal
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import ManipulatorError
 
 __all__ = ["CalibrationOutcome", "calibrate_unit", "nominal_prior"]
 
 _FAILED = "failed"
+STOPPED = "stopped"
+"""The verdict of a calibration that STOP ALL ended."""
 
 
 @dataclass(frozen=True)
 class CalibrationOutcome:
     """How one pipette's calibration ended: ``verdict`` is accepted, needs_confirmation,
-    refused or failed, with the reason and the fit (when there is one)."""
+    refused, failed or stopped (STOP ALL), with the reason and the fit (when there is one)."""
 
     pipette: str
     verdict: str
@@ -55,10 +62,11 @@ def calibrate_unit(
     config: RigConfig,
     log: EventLog,
     settings: CalibrationSettings | None = None,
+    stop: StopSignal | None = None,
 ) -> CalibrationOutcome:
     """Calibrate ``unit`` (blocking), review the result and install it when accepted.
 
-    Never raises for a failed calibration: the outcome says what went wrong.
+    Never raises for a failed or stopped calibration: the outcome says what went wrong.
     """
     settings = settings or CalibrationSettings()
     safety = config.safety
@@ -85,7 +93,11 @@ def calibrate_unit(
             min_z_um=lowest_z,
             view=FieldOfView.from_microscope(config.microscope),
             log=log,
+            angles=PipetteAngles(unit.config.pitch_deg, unit.config.yaw_deg),
+            stop=stop,
         )
+    except CalibrationAborted as exc:
+        return CalibrationOutcome(name, STOPPED, f"{name}: {exc}", None)
     except (CalibrationError, ManipulatorError) as exc:
         return CalibrationOutcome(name, _FAILED, str(exc), None)
     review = review_calibration(calibration, unit.history, safety, unit.refresh_reading())

@@ -32,7 +32,7 @@ from patchpilot.clock import Clock
 from patchpilot.config import RigConfig
 from patchpilot.control._protocol import Imaging
 from patchpilot.control.calibration import Calibration
-from patchpilot.control.calibration_session import CalibrationOutcome, calibrate_unit
+from patchpilot.control.calibration_session import STOPPED, CalibrationOutcome, calibrate_unit
 from patchpilot.control.coordinator import Coordinator
 from patchpilot.control.correction import CorrectionSettings
 from patchpilot.control.geometry import ManipulatorTransform, as_point
@@ -41,6 +41,7 @@ from patchpilot.control.pipette import Goal, GoalKind, PipetteUnit
 from patchpilot.control.planning import PlanError
 from patchpilot.control.states import CoordinatorState, PipetteState
 from patchpilot.control.status import ControllerSignals, PipetteStatus, pipette_status
+from patchpilot.control.stop_signal import StopSignal
 from patchpilot.control.tracking import TipTracker, TrackerSettings
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import Manipulator, MoveHandle
@@ -93,6 +94,7 @@ class Controller:
         self.clock = clock
         self.signals = ControllerSignals()
         self._lock = threading.RLock()
+        self._stop = StopSignal()  # ends a blocking calibration at once on STOP ALL
         settings = tracker_settings or TrackerSettings(
             lost_after_frames=config.safety.tip_lost_after_frames
         )
@@ -131,25 +133,39 @@ class Controller:
     def calibrate_all(self, names: Sequence[str] | None = None) -> dict[str, CalibrationOutcome]:
         """Calibrate pipettes one at a time, the others parked (blocking).
 
-        Returns each pipette's outcome: accepted, needs confirmation or refused, with why.
+        Returns each pipette's outcome: accepted, needs confirmation, refused, failed or
+        stopped, with why. STOP ALL ends it at once: the pipette being calibrated stays where
+        it stopped and the rest are not calibrated (verdict ``stopped``).
 
         Raises
         ------
         ValueError
-            An unknown pipette, or the coordinator is not idle.
+            An unknown pipette, or the coordinator is not idle (e.g. stopped: re-arm first).
         """
         wanted = list(names) if names is not None else list(self.units)
         units = [self._unit(n) for n in wanted]
         with self._lock:
+            if self.coordinator.state is not CoordinatorState.IDLE:
+                raise ValueError(
+                    f"the coordinator is {self.coordinator.state.value}; calibration needs it "
+                    "idle (finish, or stop and re-arm first)"
+                )
             self.coordinator.begin_calibration()
         outcomes: dict[str, CalibrationOutcome] = {}
         try:
             for unit in units:
                 with self._lock:
+                    if self._stop.is_set() or unit.state is PipetteState.STOPPED:
+                        outcomes[unit.name] = CalibrationOutcome(
+                            unit.name, STOPPED, f"{unit.name}: not calibrated (STOP ALL)", None
+                        )
+                        continue
                     unit.calibrate()
-                outcome = calibrate_unit(unit, self.imaging, self.config, self.log)
+                outcome = calibrate_unit(unit, self.imaging, self.config, self.log, stop=self._stop)
                 with self._lock:
-                    if outcome.accepted:
+                    if unit.state is not PipetteState.CALIBRATING:
+                        pass  # stopped meanwhile: the stop decided its state
+                    elif outcome.accepted:
                         unit.calibrated()
                     else:
                         unit.calibration_failed()
@@ -158,7 +174,8 @@ class Controller:
                 self.signals.calibrated.emit(unit.name, outcome.verdict, residual)
         finally:
             with self._lock:
-                if self.coordinator.state is CoordinatorState.CALIBRATING:
+                state: CoordinatorState = self.coordinator.state  # a stop may have changed it
+                if state is CoordinatorState.CALIBRATING:
                     self.coordinator.end_calibration()
         return outcomes
 
@@ -265,13 +282,18 @@ class Controller:
             self._replan_and_run("resume all")
 
     def stop_all(self) -> dict[str, str | None]:
-        """Stop every manipulator at once (from any state); returns each stop's error or None."""
+        """Stop every manipulator at once (from any state); returns each stop's error or None.
+
+        A calibration in progress ends at once and nothing moves until ``rearm``.
+        """
+        self._stop.set()  # first: a calibration thread sends no further move
         with self._lock:
             return self.coordinator.stop_everything()
 
     def rearm(self) -> None:
         """After a stop: back to ready (calibrated) or idle; goals are dropped."""
         with self._lock:
+            self._stop.clear()
             for unit in self.units.values():
                 unit.goal = None
                 unit.set_plan(None)

@@ -4,7 +4,8 @@ A ``CorrectionRun`` drives one pipette to one point, frame by frame:
 
 1. find the tip at its expected depth (searching in focus if it is not there) and take the
    median x, y of several detections matched to it by the tracker;
-2. sweep the focus around it and read its depth from the sharpness peak;
+2. sweep the focus from a little below it to ~10 µm above and read its depth from where the
+   shank crosses the focal plane (``depth.py``; inside the tissue too);
 3. set the tracked offset from this 3-D measurement; if the tip is within
    ``correction_tolerance_um`` of the point, the run has converged; otherwise move toward the
    point, by at most ``max_single_correction_um``, and measure again.
@@ -26,7 +27,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from patchpilot.control.focus import FocusError, fit_focus_peak, sweep_positions, tip_sharpness
+from patchpilot.control.depth import DepthOutOfRange, DepthSettings, DepthSweep, FocusError
 from patchpilot.control.tracking import TipMatch
 from patchpilot.types import Frame
 
@@ -114,14 +115,16 @@ class CorrectionSettings:
     find_frames: int = 4
     search_step_um: float = 4.0
     search_half_range_um: float = 40.0
-    sweep_half_range_um: float = 8.0
-    sweep_step_um: float = 1.0
+    depth: DepthSettings = field(default_factory=lambda: DepthSettings(frames_per_step=2))
     focus_tolerance_um: float = 0.25
     settle_frames: int = 2
     max_iterations: int = 30
     stall_iterations: int = 3
     stall_margin_um: float = 0.2
     measured_sigma_um: float = 0.3
+    unswept_sigma_um: float = 2.0
+    """How well the depth is known from where the tip was seen, when a measure-only run
+    cannot sweep it (e.g. its shank leaves the image): the localiser finds in-focus tips."""
     recovery_radius_um: float = 25.0
     identity_step_um: float = 12.0
     identity_frames: int = 4
@@ -183,8 +186,7 @@ class CorrectionRun:
     _frames_here: int = 0
     _settle: int = 0
     _xy: list[Vector] = field(default_factory=list)
-    _sweep: list[float] = field(default_factory=list)
-    _sharpness: list[float] = field(default_factory=list)
+    _sweep: DepthSweep | None = None
     _sweep_retries: int = 0
     _stalls: int = 0
     _candidate: Vector | None = None
@@ -278,7 +280,7 @@ class CorrectionRun:
         else:
             self._misses += 1
         if len(self._xy) >= s.xy_frames:
-            return self._start_sweep(frame)
+            return self._start_sweep(subject)
         if 2 * len(self._xy) < s.xy_frames and self._misses >= s.find_frames:
             self._xy = []  # a few stray sightings (a spurious tip): keep searching
         if self._xy and self._misses >= self.lost_after_frames:
@@ -307,42 +309,54 @@ class CorrectionRun:
         self._frames_here = 0
         return CorrectionAction(ActionKind.FOCUS, focus_um=self._focus_request)
 
-    def _start_sweep(self, frame: Frame) -> CorrectionAction:
+    def _start_sweep(
+        self, subject: CorrectionSubject, guess_um: float | None = None
+    ) -> CorrectionAction:
         assert self._focus_request is not None
         self._phase = _Phase.SWEEP
-        s = self.settings
-        self._sweep = sweep_positions(self._focus_request, s.sweep_half_range_um, s.sweep_step_um)
-        self._sharpness = []
-        return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[0])
+        axis = subject.axis
+        pitch_deg = math.degrees(math.asin(float(np.clip(-axis[2], -1.0, 1.0))))
+        yaw_deg = math.degrees(math.atan2(float(axis[1]), float(axis[0])))
+        xy = np.median(np.array(self._xy), axis=0)
+        center = self._focus_request if guess_um is None else guess_um
+        self._sweep = DepthSweep(xy, pitch_deg, yaw_deg, center, self.settings.depth)
+        return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep.next_focus_um)
 
     def _sweep_step(self, frame: Frame, subject: CorrectionSubject) -> CorrectionAction:
         s = self.settings
-        wanted = self._sweep[len(self._sharpness)]
-        if abs(frame.focus_um - wanted) > s.focus_tolerance_um:
-            return CorrectionAction(ActionKind.FOCUS, focus_um=wanted)
-        xy = np.median(np.array(self._xy), axis=0)
-        x_px, y_px = frame.sample_to_pixel(float(xy[0]), float(xy[1]))
-        try:
-            self._sharpness.append(tip_sharpness(frame.image, x_px, y_px))
-        except FocusError as exc:
-            return self._fail(f"cannot measure the tip's depth: {exc}")
-        if len(self._sharpness) < len(self._sweep):
-            return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[len(self._sharpness)])
-        try:
-            depth_um = fit_focus_peak(self._sweep, self._sharpness)
-        except FocusError as exc:
-            self._sweep_retries += 1
-            if "outside it" not in str(exc) or self._sweep_retries > 2:
+        sweep = self._sweep
+        assert sweep is not None
+        wanted = sweep.next_focus_um
+        if wanted is not None:
+            if abs(frame.focus_um - wanted) > s.focus_tolerance_um:
+                return CorrectionAction(ActionKind.FOCUS, focus_um=wanted)
+            try:
+                sweep.add(frame)
+            except FocusError as exc:
                 return self._fail(f"cannot measure the tip's depth: {exc}")
-            center = self._sweep[int(np.argmax(self._sharpness))]
-            self._sweep = sweep_positions(center, s.sweep_half_range_um, s.sweep_step_um)
-            self._sharpness = []
-            return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep[0])
+            following = sweep.next_focus_um
+            if following is not None:
+                return CorrectionAction(ActionKind.FOCUS, focus_um=following)
+        xy = sweep.tip_xy_um
+        sigma_um = s.measured_sigma_um
+        try:
+            depth_um = sweep.estimate().z_um
+        except FocusError as exc:
+            retry = isinstance(exc, DepthOutOfRange) and self._sweep_retries < 2
+            if retry and isinstance(exc, DepthOutOfRange):
+                self._sweep_retries += 1
+                shifted = sweep.guess_um + exc.direction * s.depth.search_half_range_um
+                return self._start_sweep(subject, shifted)
+            if not self.measure_only:
+                return self._fail(f"cannot measure the tip's depth: {exc}")
+            # Only where it stands: in focus where it was found is still worth knowing.
+            assert self._focus_request is not None
+            depth_um, sigma_um = self._focus_request, s.unswept_sigma_um
         self._sweep_retries = 0
         measured = np.array([xy[0], xy[1], depth_um])
         if self.confirm_identity:
             return self._back_out(measured, subject)
-        return self._evaluate(measured, subject)
+        return self._evaluate(measured, subject, sigma_um)
 
     def _back_out(self, candidate: Vector, subject: CorrectionSubject) -> CorrectionAction:
         """Identity check, step 1: back out along the axis (the body only leaves space)."""
@@ -390,9 +404,12 @@ class CorrectionRun:
         self._restart_find()
         return CorrectionAction(ActionKind.WAIT)
 
-    def _evaluate(self, measured: Vector, subject: CorrectionSubject) -> CorrectionAction:
+    def _evaluate(
+        self, measured: Vector, subject: CorrectionSubject, sigma_um: float | None = None
+    ) -> CorrectionAction:
         s = self.settings
-        subject.set_tip_offset(measured - subject.predicted_tip_um(), s.measured_sigma_um)
+        sigma = s.measured_sigma_um if sigma_um is None else sigma_um
+        subject.set_tip_offset(measured - subject.predicted_tip_um(), sigma)
         error = float(np.linalg.norm(measured - self.goal_um))
         previous = self.errors_um[-1] if self.errors_um else math.inf
         self.errors_um.append(error)

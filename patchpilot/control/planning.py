@@ -61,6 +61,10 @@ NOGO_MARGIN_UM = 5.0
 true position is only known to a micrometre or two."""
 VIEW_MARGIN_UM = 12.0
 """Checkpoints and targets must lie this far inside the field of view to be measured."""
+SHANK_IN_VIEW_UM = 20.0
+"""A tip is measured where this much of its shank (projected, µm) is in view behind it too:
+its depth is read where the shank crosses focus (``depth.py``)."""
+_SHANK_MARGIN_UM = 2.0
 _SAME_POINT_UM = 0.05
 
 
@@ -176,7 +180,7 @@ def plan_approach(
     checkpoint = on_line(checkpoint_behind)
     # An uncertain tip must be in view wherever it really is: keep it further inside.
     view_margin = VIEW_MARGIN_UM + uncertainty_um
-    visible = view is None or view.contains(checkpoint, view_margin)
+    visible = view is None or _measurable(view, checkpoint, axis, view_margin)
     # Stops along the line below the checkpoint, deepest last.
     inside: list[tuple[float, WaypointReason]] = [
         (standoff_behind, WaypointReason.ADVANCE_TO_STANDOFF)
@@ -220,13 +224,39 @@ def plan_approach(
             builder.add(WaypointReason.DESCEND_TO_CHECKPOINT, checkpoint, Phase.TRAVEL, True)
         else:
             assert view is not None
-            measure_point = view.clamp(checkpoint, view_margin)
+            measure_point = _clamp_measurable(view, checkpoint, axis, view_margin)
             builder.lateral_to(np.array([measure_point[0], measure_point[1], safe_z]), safe_z)
             builder.add(WaypointReason.DESCEND_TO_MEASURE_POINT, measure_point, Phase.TRAVEL, True)
             builder.add(WaypointReason.RETURN_TO_LINE, checkpoint, Phase.TRAVEL)
         for behind, reason in inside:
             builder.add(reason, on_line(behind), Phase.INSERT)
     return PipettePlan(name, start, tuple(builder.waypoints), target, on_line(standoff_behind))
+
+
+def _shank_back_um(axis: Vector) -> Vector:
+    """Sample x, y displacement from a tip to the shank point that must be in view too."""
+    flat = np.array([float(axis[0]), float(axis[1])])
+    return -SHANK_IN_VIEW_UM * flat / max(float(np.linalg.norm(flat)), 1e-9)
+
+
+def _measurable(view: FieldOfView, point: Vector, axis: Vector, margin_um: float) -> bool:
+    """Whether a tip at ``point`` can be measured: in view, with its shank behind it."""
+    back = _shank_back_um(axis)
+    behind = np.array([point[0] + back[0], point[1] + back[1], point[2]])
+    return view.contains(point, margin_um) and view.contains(behind, _SHANK_MARGIN_UM)
+
+
+def _clamp_measurable(view: FieldOfView, point: Vector, axis: Vector, margin_um: float) -> Vector:
+    """The nearest point (same height) where a tip can be measured (see ``_measurable``)."""
+    back = _shank_back_um(axis)
+    clamped = np.array(point, dtype=np.float64)
+    for index, (center, half) in enumerate(
+        ((view.center_um[0], view.width_um / 2), (view.center_um[1], view.height_um / 2))
+    ):
+        low = max(center - half + margin_um, center - half + _SHANK_MARGIN_UM - back[index])
+        high = min(center + half - margin_um, center + half - _SHANK_MARGIN_UM - back[index])
+        clamped[index] = float(np.clip(clamped[index], low, max(low, high)))
+    return clamped
 
 
 class _Builder:

@@ -1,25 +1,33 @@
 """Finding and measuring a tip with blocking snapshots (used by the calibration).
 
-``measure_tip_3d`` looks for the tip near a guess (searching in focus), reads its depth from a
-focus sweep and its x, y from the median of a few detections. ``consistent_tips`` lists the
-tips seen in most of a few frames (spurious detections and misses filtered out).
+``measure_tip_3d`` looks for the tip near a guess (searching in focus), takes its x, y from
+the median of a few detections, then reads its depth from a focus sweep of the shank's
+crossing of the focal plane (``depth.py``). ``consistent_tips`` lists the tips seen in most of
+a few frames (spurious detections and misses filtered out). Every snapshot first checks the
+STOP ALL signal, so a stopped calibration ends at once.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.control._protocol import Imaging
 from patchpilot.control.calibration import CalibrationError
-from patchpilot.control.focus import FocusError, fit_focus_peak, sweep_positions, tip_sharpness
+from patchpilot.control.depth import DepthOutOfRange, DepthSettings, DepthSweep, FocusError
+from patchpilot.control.stop_signal import StopSignal
 from patchpilot.types import Frame, TipDetection
 
-__all__ = ["CalibrationSettings", "TipMeasurement", "consistent_tips", "measure_tip_3d"]
+__all__ = [
+    "CalibrationSettings",
+    "PipetteAngles",
+    "TipMeasurement",
+    "consistent_tips",
+    "measure_tip_3d",
+]
 
 Vector = NDArray[np.float64]
 
@@ -39,8 +47,8 @@ class CalibrationSettings:
         Step along device x used to tell this pipette's tip from the others.
     search_half_range_um, search_step_um
         Focus search for a tip that is not where it is expected.
-    sweep_half_range_um, sweep_step_um
-        Focus sweep for the tip's depth.
+    depth
+        Focus sweep for the tip's depth (above the tissue one frame per focus is enough).
     xy_frames
         Detections averaged (median) for a tip's x, y.
     speed_um_s
@@ -54,8 +62,7 @@ class CalibrationSettings:
     wiggle_um: float = 12.0
     search_half_range_um: float = 150.0
     search_step_um: float = 5.0
-    sweep_half_range_um: float = 8.0
-    sweep_step_um: float = 1.0
+    depth: DepthSettings = field(default_factory=lambda: DepthSettings(frames_per_step=1))
     xy_frames: int = 8
     speed_um_s: float = 300.0
     move_timeout_s: float = 10.0
@@ -63,13 +70,14 @@ class CalibrationSettings:
     @property
     def lowest_drop_um(self) -> float:
         """How far below its start the tip may go during the pattern: the pattern steps z
-        upward; slack for the search's focus step and tilted x, y axes."""
-        return self.search_step_um + 0.1 * self.step_um
+        upward; slack for the search's focus step and tilted x, y axes (the pattern may be
+        shifted by one step along each)."""
+        return self.search_step_um + 0.2 * self.step_um
 
     @property
     def reach_um(self) -> float:
-        """How far from its start any axis goes during the pattern."""
-        return self.step_um + self.backlash_takeup_um
+        """How far from its start any axis goes during the pattern (shift, step, take-up)."""
+        return 2.0 * self.step_um + self.backlash_takeup_um
 
 
 @dataclass(frozen=True)
@@ -103,20 +111,61 @@ def _nearest(
     return best
 
 
+@dataclass(frozen=True)
+class PipetteAngles:
+    """A pipette's pitch (below horizontal) and yaw (advance direction), degrees."""
+
+    pitch_deg: float
+    yaw_deg: float
+
+
+def _snap(
+    imaging: Imaging, focus_um: float, stop: StopSignal | None
+) -> tuple[Frame, list[TipDetection]]:
+    if stop is not None:
+        stop.check()
+    return imaging.snap(focus_um)
+
+
+def _median_xy(
+    imaging: Imaging,
+    focus_um: float,
+    near_xy: Vector,
+    settings: CalibrationSettings,
+    exclude_xy: Sequence[Vector],
+    stop: StopSignal | None,
+) -> tuple[Vector, int] | None:
+    samples: list[Vector] = []
+    for _ in range(settings.xy_frames * 2):
+        frame, detections = _snap(imaging, focus_um, stop)
+        xy = _nearest(frame, detections, near_xy, 4.0, exclude_xy)
+        if xy is not None:
+            samples.append(xy)
+        if len(samples) >= settings.xy_frames:
+            break
+    if not samples:
+        return None
+    return np.median(np.array(samples), axis=0), len(samples)
+
+
 def measure_tip_3d(
     imaging: Imaging,
     guess_um: Vector,
     radius_um: float,
     settings: CalibrationSettings,
+    angles: PipetteAngles,
     exclude_xy: Sequence[Vector] = (),
+    stop: StopSignal | None = None,
 ) -> TipMeasurement:
     """Find the tip near ``guess_um`` and measure it in 3-D (blocking).
 
     Raises
     ------
     CalibrationError
-        No tip within ``radius_um`` of the guess at any focus of the search, or a focus sweep
-        without a clear peak.
+        No tip within ``radius_um`` of the guess at any focus of the search, a tip that
+        vanished, or a depth sweep without a clear shank crossing.
+    CalibrationAborted
+        STOP ALL was pressed.
     """
     found_xy: Vector | None = None
     found_focus = float(guess_um[2])
@@ -127,7 +176,7 @@ def measure_tip_3d(
     for offset in offsets:
         focus = float(guess_um[2]) + offset
         for _ in range(2):
-            frame, detections = imaging.snap(focus)
+            frame, detections = _snap(imaging, focus, stop)
             found_xy = _nearest(frame, detections, guess_um[:2], radius_um, exclude_xy)
             if found_xy is not None:
                 break
@@ -139,52 +188,53 @@ def measure_tip_3d(
             f"no tip within {radius_um:.0f} µm of ({guess_um[0]:.1f}, {guess_um[1]:.1f}) µm "
             f"at any focus within {settings.search_half_range_um:g} µm of {guess_um[2]:.1f} µm"
         )
-    z_um = _sweep_depth(imaging, found_xy, found_focus, settings)
-    samples: list[Vector] = []
-    for _ in range(settings.xy_frames * 2):
-        frame, detections = imaging.snap(z_um)
-        xy = _nearest(frame, detections, found_xy, 4.0, exclude_xy)
-        if xy is not None:
-            samples.append(xy)
-        if len(samples) >= settings.xy_frames:
-            break
-    if not samples:
-        raise CalibrationError(f"the tip at {found_xy.round(1).tolist()} µm vanished at its focus")
-    xy_um = np.median(np.array(samples), axis=0)
-    return TipMeasurement(np.array([xy_um[0], xy_um[1], z_um]), len(samples))
+    median = _median_xy(imaging, found_focus, found_xy, settings, exclude_xy, stop)
+    if median is None:
+        raise CalibrationError(f"the tip at {found_xy.round(1).tolist()} µm vanished")
+    xy_um, count = median
+    z_um = _sweep_depth(imaging, xy_um, found_focus, settings, angles, stop)
+    if abs(z_um - found_focus) > 0.5 * settings.depth.min_crossing_um:
+        # Seen somewhat out of focus: its x, y again where it is sharp.
+        again = _median_xy(imaging, z_um, xy_um, settings, exclude_xy, stop)
+        if again is not None:
+            xy_um, count = again
+    return TipMeasurement(np.array([xy_um[0], xy_um[1], z_um]), count)
 
 
 def _sweep_depth(
-    imaging: Imaging, xy_um: Vector, center_um: float, settings: CalibrationSettings
+    imaging: Imaging,
+    xy_um: Vector,
+    guess_um: float,
+    settings: CalibrationSettings,
+    angles: PipetteAngles,
+    stop: StopSignal | None,
 ) -> float:
-    """Depth of the tip at ``xy_um`` from a focus sweep; one re-centred retry."""
+    """Depth of the tip at ``xy_um`` from a focus sweep; re-centred when it lies outside."""
     for _attempt in range(3):
-        focuses = sweep_positions(center_um, settings.sweep_half_range_um, settings.sweep_step_um)
-        sharpness = []
-        for focus in focuses:
-            frame, _ = imaging.snap(focus)
-            x_px, y_px = frame.sample_to_pixel(float(xy_um[0]), float(xy_um[1]))
-            try:
-                sharpness.append(tip_sharpness(frame.image, x_px, y_px))
-            except FocusError:
-                sharpness.append(math.nan)
+        sweep = DepthSweep(xy_um, angles.pitch_deg, angles.yaw_deg, guess_um, settings.depth)
+        while (focus := sweep.next_focus_um) is not None:
+            frame, _ = _snap(imaging, focus, stop)
+            sweep.add(frame)
         try:
-            return fit_focus_peak(focuses, sharpness)
+            return sweep.estimate().z_um
+        except DepthOutOfRange as exc:
+            guess_um += exc.direction * settings.depth.search_half_range_um
         except FocusError as exc:
-            if "outside it" not in str(exc):
-                raise CalibrationError(f"focus sweep failed: {exc}") from None
-            peak = int(np.nanargmax(sharpness))
-            center_um = focuses[peak]
-    raise CalibrationError(f"focus sweep failed: no sharpness peak near {center_um:.1f} µm")
+            raise CalibrationError(f"focus sweep failed: {exc}") from None
+    raise CalibrationError(f"focus sweep failed: no shank crossing near {guess_um:.1f} µm")
 
 
 def consistent_tips(
-    imaging: Imaging, focus: float, center_xy: Vector, radius_um: float
+    imaging: Imaging,
+    focus: float,
+    center_xy: Vector,
+    radius_um: float,
+    stop: StopSignal | None = None,
 ) -> list[Vector]:
     """Tips seen in at least two of three frames at ``focus`` within ``radius_um`` of a point."""
     seen: list[list[Vector]] = []
     for _ in range(3):
-        frame, detections = imaging.snap(focus)
+        frame, detections = _snap(imaging, focus, stop)
         points = [sample_xy(frame, d) for d in detections]
         seen.append([p for p in points if float(np.linalg.norm(p - center_xy)) <= radius_um])
     clusters: list[list[Vector]] = []

@@ -4,9 +4,10 @@
 the ``SimClock`` pass, then reads every simulated manipulator's PHYSICAL tip (allowed here: this
 plays the camera and the localiser) and
 
-- renders each tip as a spot whose blur grows with its distance from the focal plane (so the
-  controller's sharpness-against-focus sweep has something real to measure), on a noisy
-  background;
+- renders each pipette as a dark glass shank on a noisy background, with the geometry of
+  the two-photon image (a sharp dark band where the shank crosses the focal plane, a soft
+  shadow of the glass above focus behind it, nothing where the glass is below focus), so the
+  controller's depth sweep has something real to measure;
 - reports a detection for each tip inside the frame and within the depth of field, at the
   true position plus Gaussian noise, sometimes missing one, sometimes adding a spurious tip.
 
@@ -72,8 +73,13 @@ class SimImaging:
         focus_limits_um: tuple[float, float] = (-400.0, 400.0),
         noise: ImagingNoise | None = None,
         seed: int = 0,
+        angles_deg: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.manipulators = dict(manipulators)
+        self.angles_deg = {
+            name: (angles_deg or {}).get(name) or _angles_of(manipulator)
+            for name, manipulator in self.manipulators.items()
+        }
         self.clock = clock
         self.width_px = width_px
         self.height_px = height_px
@@ -129,11 +135,11 @@ class SimImaging:
         )
         detections: list[TipDetection] = []
         noise = self.noise
-        for manipulator in self.manipulators.values():
+        for name, manipulator in self.manipulators.items():
             tip = manipulator.true_tip_sample_um()
             x_px, y_px = frame.sample_to_pixel(float(tip[0]), float(tip[1]))
             defocus_um = float(tip[2]) - self._focus_um
-            self._render_spot(image, x_px, y_px, defocus_um)
+            draw_shank(image, frame, tip, *self.angles_deg[name])
             inside = 2.0 <= x_px <= self.width_px - 3.0 and 2.0 <= y_px <= self.height_px - 3.0
             if not inside or abs(defocus_um) > noise.depth_of_field_um:
                 continue
@@ -161,19 +167,59 @@ class SimImaging:
             confidence=confidence,
         )
 
-    def _render_spot(
-        self, image: NDArray[np.float32], x_px: float, y_px: float, defocus_um: float
-    ) -> None:
-        """A Gaussian spot whose width grows and peak falls away from focus."""
-        sigma0_px = 1.2
-        sigma_px = math.hypot(sigma0_px, 0.45 * defocus_um / self.pixel_size_um)
-        amplitude = 400.0 * (sigma0_px / sigma_px) ** 2
-        reach = math.ceil(4.0 * sigma_px)
-        x0, x1 = max(0, math.floor(x_px) - reach), min(self.width_px, math.floor(x_px) + reach + 1)
-        y0, y1 = max(0, math.floor(y_px) - reach), min(self.height_px, math.floor(y_px) + reach + 1)
-        if x0 >= x1 or y0 >= y1:
-            return
-        xs = np.arange(x0, x1) - x_px
-        ys = np.arange(y0, y1) - y_px
-        spot = amplitude * np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2.0 * sigma_px**2))
-        image[y0:y1, x0:x1] += spot.astype(np.float32)
+
+def draw_shank(
+    image: NDArray[np.float32] | NDArray[np.float64],
+    frame: Frame,
+    tip_um: NDArray[np.float64],
+    pitch_deg: float,
+    yaw_deg: float,
+) -> None:
+    """Darken ``image`` (in place) where a pipette's glass is, seen at ``frame.focus_um``:
+    a sharp dark band where the shank crosses focus, a soft shadow of the glass above focus
+    behind it, nothing where the glass lies below focus (a box around tip and shank)."""
+    height_px, width_px = image.shape
+    pitch, yaw = math.radians(pitch_deg), math.radians(yaw_deg)
+    ux, uy = math.cos(yaw), math.sin(yaw)
+    back_um, reach_um = 60.0, 10.0
+    corners = [
+        (tip_um[0] + a * ux + b * -uy, tip_um[1] + a * uy + b * ux)
+        for a in (reach_um, -back_um)
+        for b in (-reach_um, reach_um)
+    ]
+    pixels = np.array([frame.sample_to_pixel(float(x), float(y)) for x, y in corners])
+    x0, y0 = (max(int(v), 0) for v in np.floor(pixels.min(axis=0)))
+    x1 = min(width_px, int(np.ceil(pixels[:, 0].max())) + 1)
+    y1 = min(height_px, int(np.ceil(pixels[:, 1].max())) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    size = frame.pixel_size_um
+    xs = frame.fov_center_um[0] + (np.arange(x0, x1) - (width_px - 1) / 2) * size
+    ys = frame.fov_center_um[1] + (np.arange(y0, y1) - (height_px - 1) / 2) * size
+    dx = xs[None, :] - float(tip_um[0])
+    dy = ys[:, None] - float(tip_um[1])
+    back = -(dx * ux + dy * uy)  # projected distance back along the shank (µm)
+    across = dy * ux - dx * uy
+    height = float(tip_um[2]) - frame.focus_um + math.tan(pitch) * back  # axis above focus
+    radius = 0.75 + 0.09 * np.maximum(back, 0.0) / math.cos(pitch)
+    on_glass = 1.0 / (1.0 + np.exp(-back / 0.4))  # the cone ends at the tip
+    inside = np.clip((radius - np.abs(across)) / 0.6 + 0.5, 0.0, 1.0)
+    chord_um = radius / math.cos(pitch)
+    exclusion = np.exp(-(height**2) / (2.0 * (1.8**2 + chord_um**2))) * inside * on_glass
+    beam_um = np.hypot(0.4, 0.3 * np.maximum(height, 0.0))
+    shadow = (
+        0.45
+        / (1.0 + np.exp(-1.7 * ((height - chord_um) / 1.8 - 1.5)))  # glass above focus
+        * np.exp(-np.maximum(height, 0.0) / 80.0)
+        * np.exp(-(across**2) / (2.0 * (radius**2 + beam_um**2)))
+        * on_glass
+    )
+    factor = (1.0 - 0.85 * exclusion) * (1.0 - shadow)
+    image[y0:y1, x0:x1] *= factor.astype(image.dtype)
+
+
+def _angles_of(manipulator: SimulatedManipulator) -> tuple[float, float]:
+    """Pitch and yaw (degrees) of a simulated pipette, from the direction its 4th axis moves
+    (the simulated device knows it whether or not it has that axis)."""
+    axis = np.asarray(manipulator.device._d_axis, dtype=np.float64)  # test-side access
+    return math.degrees(math.asin(-float(axis[2]))), math.degrees(math.atan2(axis[1], axis[0]))

@@ -17,6 +17,7 @@ from patchpilot.control.correction import (
 )
 from patchpilot.control.tracking import TipMatch
 from patchpilot.types import Frame, TipDetection, pipette_axis
+from tests.control.sim_imaging import draw_shank
 
 Vector = np.ndarray[Any, Any]
 
@@ -84,18 +85,11 @@ class StandIn:
 
     def sighting(self, focus_um: float) -> Sighting:
         self.index += 1
-        ys, xs = np.mgrid[0:128, 0:128]
         image = 50.0 + self.rng.normal(0, 2.0, (128, 128))
         frame = Frame(image, self.index, self.index / 30, 1.0, (0.0, 0.0), focus_um)
         found = []
         for tip in [self.tip] + ([self.decoy] if self.decoy is not None else []):
-            x_px, y_px = frame.sample_to_pixel(tip[0], tip[1])
-            sigma = math.hypot(1.2, 0.45 * (tip[2] - focus_um))
-            image += (
-                400
-                * (1.2 / sigma) ** 2
-                * np.exp(-((xs - x_px) ** 2 + (ys - y_px) ** 2) / (2 * sigma**2))
-            )
+            draw_shank(image, frame, tip, 30.0, 0.0)
             if self.visible and abs(tip[2] - focus_um) < 6.0:
                 found.append(tip[:2] + self.rng.normal(0, 0.4, 2))
         candidates = tuple(found)
