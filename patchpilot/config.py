@@ -270,7 +270,8 @@ class LocaliserConfig(_Frozen):
     checkpoint: Path | None = None
     """None: the default model shipped with patchpilot."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    confidence_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    confidence_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """None: the threshold chosen on validation frames when the model was trained (best F1)."""
     num_threads: int = Field(default=2, ge=1, le=64)
 
 

@@ -5,7 +5,9 @@ Heavy imports (torch, timm, the renderer) happen inside the commands so ``--help
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import shlex
 import sys
@@ -101,6 +103,12 @@ def train_command(
     bf16: Annotated[
         bool, typer.Option(help="bfloat16 autocast for forward passes (AMX CPUs, GPUs).")
     ] = False,
+    lr_scale: Annotated[
+        float, typer.Option(help="Multiply every stage's learning rate (e.g. 0.3 to fine-tune).")
+    ] = 1.0,
+    crop_px: Annotated[
+        int | None, typer.Option(help="Training crop side (fully convolutional presets).")
+    ] = None,
 ) -> None:
     """Train a localiser preset on simulated frames (split by scene family) or a COCO folder."""
     _quiet_threads()
@@ -109,6 +117,17 @@ def train_command(
 
     try:
         spec = get_preset(preset)
+        if not (math.isfinite(lr_scale) and lr_scale > 0):
+            raise LocaliserError(f"--lr-scale must be a positive number, got {lr_scale}")
+        if crop_px is not None and (crop_px < 32 or crop_px % 32):
+            raise LocaliserError(f"--crop-px must be a multiple of 32 (>= 32), got {crop_px}")
+        overrides: dict[str, Any] = {}
+        if lr_scale != 1.0:
+            overrides["stages"] = tuple(
+                dataclasses.replace(s, lr=s.lr * lr_scale) for s in spec.stages
+            )
+        if crop_px is not None:
+            overrides["train_crop_px"] = crop_px
         if data is not None and data.suffix == ".npz" and val_data is None:
             raise LocaliserError("a saved training set (.npz) needs --val-data as well")
         started = time.time()
@@ -146,6 +165,7 @@ def train_command(
             command=command,
             bf16=bf16,
             init_from=init,
+            overrides=overrides,
         )
         result = train(config, train_set, val_set, provenance)
     except LocaliserError as exc:
