@@ -37,6 +37,7 @@ from patchpilot.control.tip_search import (
     CalibrationSettings,
     PipetteAngles,
     TipMeasurement,
+    any_tip_near,
     consistent_tips,
     measure_tip_3d,
 )
@@ -109,6 +110,8 @@ def _identify(
     start = stepper.here()
     for offset in offsets:
         focus = float(guess_um[2]) + offset
+        if not any_tip_near(imaging, focus, guess_um[:2], radius_um, stepper.stop):
+            continue  # one frame says nothing is in focus here: no need for three
         before = consistent_tips(imaging, focus, guess_um[:2], radius_um, stepper.stop)
         if not before:
             continue

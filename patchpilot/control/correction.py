@@ -116,6 +116,11 @@ class CorrectionSettings:
     search_step_um: float = 4.0
     search_half_range_um: float = 40.0
     depth: DepthSettings = field(default_factory=lambda: DepthSettings(frames_per_step=2))
+    """The depth sweep inside the tissue (its texture needs two frames per focus)."""
+    depth_above_tissue: DepthSettings = field(
+        default_factory=lambda: DepthSettings(frames_per_step=1, step_um=1.5)
+    )
+    """The depth sweep in the bath above the tissue."""
     focus_tolerance_um: float = 0.25
     settle_frames: int = 2
     max_iterations: int = 30
@@ -159,6 +164,8 @@ class CorrectionRun:
         Frame counts and sweeps.
     measure_only
         Measure once and converge without moving (``goal_um`` is then only a guess).
+    surface_z_um
+        The tissue surface: a tip above it needs a shorter depth sweep.
     confirm_identity
         The tip's position is too uncertain to trust the tracker's pick among several tips:
         after measuring a candidate, back the pipette out by ``identity_step_um`` along its
@@ -176,6 +183,7 @@ class CorrectionRun:
     settings: CorrectionSettings = field(default_factory=CorrectionSettings)
     measure_only: bool = False
     confirm_identity: bool = False
+    surface_z_um: float = 0.0
     errors_um: list[float] = field(default_factory=list)
     corrections_um: list[float] = field(default_factory=list)
     _phase: _Phase = _Phase.FIND
@@ -319,7 +327,10 @@ class CorrectionRun:
         yaw_deg = math.degrees(math.atan2(float(axis[1]), float(axis[0])))
         xy = np.median(np.array(self._xy), axis=0)
         center = self._focus_request if guess_um is None else guess_um
-        self._sweep = DepthSweep(xy, pitch_deg, yaw_deg, center, self.settings.depth)
+        settings = self.settings
+        above = center - settings.depth.search_half_range_um > self.surface_z_um
+        depth = settings.depth_above_tissue if above else settings.depth
+        self._sweep = DepthSweep(xy, pitch_deg, yaw_deg, center, depth)
         return CorrectionAction(ActionKind.FOCUS, focus_um=self._sweep.next_focus_um)
 
     def _sweep_step(self, frame: Frame, subject: CorrectionSubject) -> CorrectionAction:
@@ -345,7 +356,7 @@ class CorrectionRun:
             retry = isinstance(exc, DepthOutOfRange) and self._sweep_retries < 2
             if retry and isinstance(exc, DepthOutOfRange):
                 self._sweep_retries += 1
-                shifted = sweep.guess_um + exc.direction * s.depth.search_half_range_um
+                shifted = sweep.guess_um + exc.direction * sweep.settings.search_half_range_um
                 return self._start_sweep(subject, shifted)
             if not self.measure_only:
                 return self._fail(f"cannot measure the tip's depth: {exc}")

@@ -158,6 +158,7 @@ class PipetteUnit(PipetteModel):
             dataclasses.replace(settings, search_half_range_um=search_um),
             measure_only,
             confirm_identity=not self.tracker.is_confident(self.name),
+            surface_z_um=self.safety.tissue_surface_z_um,
         )
 
     def _tick_correction(

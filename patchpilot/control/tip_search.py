@@ -25,11 +25,15 @@ __all__ = [
     "CalibrationSettings",
     "PipetteAngles",
     "TipMeasurement",
+    "any_tip_near",
     "consistent_tips",
     "measure_tip_3d",
 ]
 
 Vector = NDArray[np.float64]
+
+ABOVE_TISSUE_DEPTH = DepthSettings(frames_per_step=1, step_um=1.5)
+"""The depth sweep in the bath above the tissue (no texture: one frame per focus)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ class CalibrationSettings:
     search_half_range_um, search_step_um
         Focus search for a tip that is not where it is expected.
     depth
-        Focus sweep for the tip's depth (above the tissue one frame per focus is enough).
+        Focus sweep for the tip's depth (above the tissue one frame per focus and 1.5 µm
+        steps are enough: 0.3 µm median absolute error on the scene renderer).
     xy_frames
         Detections averaged (median) for a tip's x, y.
     speed_um_s
@@ -62,8 +67,8 @@ class CalibrationSettings:
     wiggle_um: float = 12.0
     search_half_range_um: float = 150.0
     search_step_um: float = 5.0
-    depth: DepthSettings = field(default_factory=lambda: DepthSettings(frames_per_step=1))
-    xy_frames: int = 8
+    depth: DepthSettings = field(default_factory=lambda: ABOVE_TISSUE_DEPTH)
+    xy_frames: int = 4
     speed_um_s: float = 300.0
     move_timeout_s: float = 10.0
 
@@ -222,6 +227,20 @@ def _sweep_depth(
         except FocusError as exc:
             raise CalibrationError(f"focus sweep failed: {exc}") from None
     raise CalibrationError(f"focus sweep failed: no shank crossing near {guess_um:.1f} µm")
+
+
+def any_tip_near(
+    imaging: Imaging,
+    focus: float,
+    center_xy: Vector,
+    radius_um: float,
+    stop: StopSignal | None = None,
+) -> bool:
+    """Whether one frame at ``focus`` shows a tip within ``radius_um`` of a point."""
+    frame, detections = _snap(imaging, focus, stop)
+    return any(
+        float(np.linalg.norm(sample_xy(frame, d) - center_xy)) <= radius_um for d in detections
+    )
 
 
 def consistent_tips(
