@@ -11,7 +11,8 @@ Everything the experiment wiring, the panel and the CLI need::
     controller.status()["P1"].state            # "approaching", ...
 
 Operator actions: ``pause_all``, ``resume_all``, ``stop_all``, ``rearm``, ``take_over``,
-``jog``, ``release``, ``retract``, ``home``, ``clear_fault``, ``confirm_calibration``. Every
+``jog``, ``jog_along_axis``, ``release``, ``retract``, ``home``, ``clear_fault``,
+``confirm_calibration``, ``set_nogo_zones``. Every
 call is validated before anything moves; bad input raises ``ValueError`` (or a subclass:
 ``PlanError``, ``MoveRefused``) naming what was wrong. ``signals`` (psygnal) tell the panel
 about transitions, faults and plans. All public methods are thread-safe (one lock), so frames
@@ -23,26 +24,27 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from patchpilot.clock import Clock
-from patchpilot.config import RigConfig
+from patchpilot.config import NoGoZone, RigConfig
 from patchpilot.control._protocol import Imaging
 from patchpilot.control.calibration import Calibration
 from patchpilot.control.calibration_session import STOPPED, CalibrationOutcome, calibrate_unit
 from patchpilot.control.coordinator import Coordinator
 from patchpilot.control.correction import CorrectionSettings
 from patchpilot.control.geometry import ManipulatorTransform, as_point
-from patchpilot.control.manual import check_jog
+from patchpilot.control.manual import check_axial_jog, check_jog
 from patchpilot.control.pipette import Goal, GoalKind, PipetteUnit
 from patchpilot.control.planning import PlanError
 from patchpilot.control.states import CoordinatorState, PipetteState
 from patchpilot.control.status import ControllerSignals, PipetteStatus, pipette_status
 from patchpilot.control.stop_signal import StopSignal
 from patchpilot.control.tracking import TipTracker, TrackerSettings
+from patchpilot.control.zones import checked_zones, recheck_plans
 from patchpilot.events import EventKind, EventLog
 from patchpilot.hardware import Manipulator, MoveHandle
 from patchpilot.types import Frame, TipDetection
@@ -344,6 +346,67 @@ class Controller:
             handle = unit.manipulator.move_to([float(v) for v in target], speed_um_s)
             self.coordinator.obstacles_changed()
             return handle
+
+    def jog_along_axis(self, name: str, step_um: float, speed_um_s: float) -> MoveHandle:
+        """Move a manual pipette along its own axis by ``step_um`` (µm; positive advances).
+
+        The only direction allowed inside the tissue. Uses the manipulator's 4th axis where
+        it has one with soft limits (a uMp-4's "D" axis), else the three axes through the
+        calibration.
+
+        Raises
+        ------
+        ValueError
+            Not under manual control, a bad step or speed, or a 3-axis pipette that is not
+            calibrated (see ``manual.check_axial_jog``).
+        MoveRefused
+            Outside the soft limits, into a no-go zone or too close to another pipette.
+            Nothing moves in any of these cases.
+        """
+        with self._lock:
+            unit = self._unit(name)
+            target = check_axial_jog(
+                unit, self.units.values(), step_um, speed_um_s, self.config.safety
+            )
+            self.log.record(
+                EventKind.OPERATOR,
+                name,
+                "jog along the axis",
+                step_um=step_um,
+                speed_um_s=speed_um_s,
+            )
+            handle = unit.manipulator.move_to([float(v) for v in target], speed_um_s)
+            self.coordinator.obstacles_changed()
+            return handle
+
+    def set_nogo_zones(self, zones: Iterable[NoGoZone | Mapping[str, object]]) -> dict[str, str]:
+        """Replace the no-go zones (sample frame, µm): every plan is re-checked against them.
+
+        A pipette under way whose path now passes within the no-go margin of a zone pauses
+        with the reason; one whose plan has not started drops its target (the reason is in
+        its status). Later targets are planned around the zones. Returns the refusals.
+
+        Raises
+        ------
+        ValueError
+            A zone that is not a valid cylinder or capsule (nothing is changed).
+        """
+        installed = checked_zones(zones)
+        with self._lock:
+            safety = self.config.safety.model_copy(update={"nogo_zones": installed})
+            self.config = self.config.model_copy(update={"safety": safety})
+            self.coordinator.config = self.config
+            for unit in self.units.values():
+                unit.safety = safety
+            self.log.record(
+                EventKind.OPERATOR,
+                "coordinator",
+                "no-go zones set",
+                zones=[zone.model_dump() for zone in installed],
+            )
+            refused = recheck_plans(list(self.units.values()), safety, self.log)
+            self.signals.plans.emit(self.plan_text())
+            return refused
 
     def retract(self, name: str) -> None:
         """Back a pipette out along its axis to the safe height (sequenced like any plan)."""

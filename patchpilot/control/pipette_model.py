@@ -131,6 +131,7 @@ class PipetteModel:
         self.final_error_um: float | None = None
         self.speed_um_s = 0.0
         self._reading: Vector | None = None
+        self._full_reading: tuple[float, ...] | None = None
         self._off_line_frames = 0
         self._resume_waypoint = False
         self.verify_failed = False
@@ -143,8 +144,14 @@ class PipetteModel:
 
     def refresh_reading(self) -> Vector:
         """Read the manipulator (once per tick); raises ManipulatorError if it does not answer."""
-        self._reading = np.asarray(self.manipulator.position_um()[:3], dtype=np.float64)
+        self._full_reading = tuple(self.manipulator.position_um())
+        self._reading = np.asarray(self._full_reading[:3], dtype=np.float64)
         return self._reading
+
+    @property
+    def full_reading_um(self) -> tuple[float, ...] | None:
+        """The last reading of every axis (a 4th too; device µm), None before the first."""
+        return self._full_reading
 
     @property
     def reading_um(self) -> Vector:

@@ -44,6 +44,7 @@ __all__ = [
     "Waypoint",
     "WaypointReason",
     "check_plan",
+    "check_zones",
     "plan_approach",
     "plan_move_to",
     "plan_retract",
@@ -382,6 +383,18 @@ def check_plan(
             if sideways > 0.5:
                 raise PlanError(f"{label} moves {sideways:.1f} µm sideways inside the tissue")
         here = waypoint.position_um
+    check_zones(plan, geometry, safety)
+
+
+def check_zones(plan: PipettePlan, geometry: PipetteGeometry, safety: SafetyConfig) -> None:
+    """Refuse a plan whose body, inside the tissue, comes within ``NOGO_MARGIN_UM`` of a zone.
+
+    Raises
+    ------
+    PlanError
+        Naming the pipette, the waypoint and the zone.
+    """
+    surface = safety.tissue_surface_z_um
     for zone in safety.nogo_zones:
         zone_solid = zone_body(zone)
         for _start, waypoint in plan.segments():

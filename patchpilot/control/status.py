@@ -42,6 +42,8 @@ class PipetteStatus:
     fault: str
     paused_because: str
     waiting_for: str
+    device_position_um: tuple[float, ...] | None = None
+    """The manipulator's own reading (device axes, µm): known even before calibration."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,4 +84,5 @@ def pipette_status(unit: PipetteModel) -> PipetteStatus:
         fault=unit.fault_text,
         paused_because=unit.pause_reason,
         waiting_for=unit.waiting_for,
+        device_position_um=unit.full_reading_um,
     )
