@@ -255,11 +255,13 @@ def test_every_command_and_refusal_is_logged(rig: PanelRig, client: TestClient) 
     assert "step_um" in panel[-1]["reason"]
 
 
-def test_zone_commands_report_what_the_controller_lacks(rig: PanelRig, client: TestClient) -> None:
+def test_zones_drawn_while_running_reach_the_controller(rig: PanelRig, client: TestClient) -> None:
     answer = client.post("/api/nogo_zones", json={"center_xy_um": [0, 0], "radius_um": 10})
-    assert answer.status_code == 501
-    assert "set_nogo_zones" in answer.json()["error"]
-    assert client.delete("/api/nogo_zones").status_code == 501
+    assert answer.status_code == 200, answer.text
+    (zone,) = rig.controller.config.safety.nogo_zones
+    assert zone.center_xy_um == (0.0, 0.0) and zone.radius_um == 10.0
+    assert client.delete("/api/nogo_zones").status_code == 200
+    assert rig.controller.config.safety.nogo_zones == ()
 
 
 def test_configured_zones_are_shown(make_client: Callable[..., TestClient]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -108,14 +109,16 @@ def test_jog_of_an_unknown_pipette(rig: PanelRig, client: TestClient) -> None:
     assert "P7" in answer.json()["error"]
 
 
-def test_jog_along_the_pipette_axis_needs_controller_support(
-    manual: PanelRig, client: TestClient
-) -> None:
-    before = manual.position("P1")
+def test_jog_along_the_pipette_axis(manual: PanelRig, client: TestClient) -> None:
+    """P1 (three axes, calibrated) advances along its own axis through the calibration."""
+    before = manual.true_tip("P1")
     answer = client.post(JOG, json={"axis": "pipette", "step_um": 5.0, "speed_um_s": 50.0})
-    assert answer.status_code == 501
-    assert "jog_along_axis" in answer.json()["error"]
-    assert_still(manual, "P1", before)
+    assert answer.status_code == 200, answer.text
+    manual.run(0.4)
+    moved = manual.true_tip("P1") - before
+    axis = manual.controller.units["P1"].geometry.axis
+    assert float(moved @ axis) == pytest.approx(5.0, abs=1.5)  # backlash, calibration error
+    assert float(np.linalg.norm(moved - (moved @ axis) * axis)) < 1.5
 
 
 def test_jogs_are_rate_limited_per_pipette(

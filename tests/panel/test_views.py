@@ -138,7 +138,7 @@ def test_websocket_streams_views_frames_and_events(rig: PanelRig, client: TestCl
             "P3",
         ]
         assert hello["pipettes"][2]["n_axes"] == 4
-        assert hello["capabilities"] == {"jog_along_axis": False, "edit_zones": False}
+        assert hello["capabilities"] == {"jog_along_axis": True, "edit_zones": True}
         initial = socket.receive_json()
         assert initial["type"] == "events" and initial["initial"] is True
         kinds: list[str] = []
