@@ -47,8 +47,8 @@ def test_stop_all_from_another_thread_ends_the_calibration_at_once(rig: SimRig) 
     while len(_moves(rig)) < 4 and time.monotonic() < deadline:
         time.sleep(0.001)
     assert len(_moves(rig)) >= 4, "the calibration never started moving"
-    tip_at_stop = rig.true_tip("P1")
     rig.controller.stop_all()
+    tip_at_stop = rig.true_tip("P1")  # the clock only runs on in that thread: read it now
     thread.join(timeout=30.0)
     assert not thread.is_alive() and not errors, errors
     stopped_at = _stop_seq(rig)
@@ -60,7 +60,7 @@ def test_stop_all_from_another_thread_ends_the_calibration_at_once(rig: SimRig) 
     rig.run(2.0, until_idle=False)  # frames keep coming: still nothing moves
     assert _moves(rig, stopped_at) == []
     # It stopped where it was (braking only), not back at its start.
-    assert np.linalg.norm(rig.true_tip("P1") - tip_at_stop) < 15.0
+    assert np.linalg.norm(rig.true_tip("P1") - tip_at_stop) < 5.0
     with pytest.raises(ValueError, match="re-arm first"):
         rig.controller.calibrate_all()
     rig.controller.rearm()
