@@ -221,13 +221,13 @@ def random_scene(
     optics = Optics(
         psf_sigma_xy_um=float(rng.uniform(0.3, 0.6)),
         psf_sigma_z_um=float(rng.uniform(1.2, 3.0)),
-        axial_fade_um=float(rng.uniform(10.0, 50.0)),
+        axial_fade_um=float(rng.uniform(25.0, 100.0)),
         defocus_slope=float(rng.uniform(0.2, 0.45)),
         vignetting=float(rng.uniform(0.0, 0.6)),
         illumination_tilt=(float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.2, 0.2))),
     )
     dwell = float(rng.choice([0.5, 1.0, 2.0, 3.2, 4.0]))
-    background_photons = float(np.exp(rng.uniform(np.log(3.0), np.log(120.0))))
+    background_photons = float(np.exp(rng.uniform(np.log(10.0), np.log(150.0))))
     power = float(rng.uniform(0.8, 1.2))
     acquisition = Acquisition(
         pixel_dwell_us=dwell,

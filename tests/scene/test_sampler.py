@@ -37,7 +37,9 @@ def test_random_scenes_cover_what_rigs_vary() -> None:
     pixels = [s.view.pixel_size_um for s in scenes]
     assert min(pixels) < 0.6 and max(pixels) > 1.9
     snr = [s.acquisition.background_snr() for s in scenes]
-    assert min(snr) < 2.0 and max(snr) > 7.0
+    # Background 10 to 150 photons per pixel: shot-noise SNR from about 3 (grainy, as in the
+    # real in vivo frame) to above 7.
+    assert min(snr) < 3.0 and max(snr) > 7.0
     poses = [p for s in scenes for p in s.pipettes]
     polarities = {p.polarity if isinstance(p.polarity, str) else "float" for p in poses}
     assert polarities == {"dark", "bright", "mixed", "float"}
