@@ -10,6 +10,7 @@ from patchpilot.localisation import (
 )
 from patchpilot.localisation._errors import LocaliserError
 from patchpilot.localisation.classical import register as _register_classical
+from patchpilot.localisation.inference import Localiser
 from patchpilot.localisation.output import LocaliserModel, LocaliserOutput
 from patchpilot.localisation.presets import (
     LocaliserPreset,
@@ -24,6 +25,7 @@ from patchpilot.localisation.presets import (
 _register_classical()
 
 __all__ = [
+    "Localiser",
     "LocaliserError",
     "LocaliserModel",
     "LocaliserOutput",
