@@ -15,6 +15,7 @@ from patchpilot.cli._gan import gan_app
 from patchpilot.cli._hw import hw_app
 from patchpilot.cli._localiser import COMMANDS as LOCALISER_COMMANDS
 from patchpilot.cli._panel import panel
+from patchpilot.cli._scenarios import approach
 
 app = typer.Typer(
     name="patchpilot",
@@ -45,6 +46,7 @@ app.add_typer(control_app, name="control")
 app.command("dry-run")(dry_run)
 app.command("run")(run)
 app.command("replay")(replay)
+benchmark_app.command("approach")(approach)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(hw_app, name="hw")
 app.add_typer(gan_app, name="gan")

@@ -1,11 +1,11 @@
-"""Random closed-loop scenarios (a modest number; ``benchmarks/control.py`` runs many):
+"""Random closed-loop scenarios (a modest number; ``patchpilot benchmark approach`` runs many):
 calibration error, drift, backlash and localiser noise, scored on the physical tips."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tests.control.scenario import ScenarioResult, run_scenario
+from patchpilot.scenarios import ScenarioResult, run_scenario
 
 STALE_SEEDS = (11, 12, 13, 14, 15, 16)
 AUTOCAL_SEEDS = (21, 22, 23)

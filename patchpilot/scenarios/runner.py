@@ -1,12 +1,15 @@
 """Random closed-loop scenarios on simulated manipulators, scored on the PHYSICAL tips.
 
-Used by ``tests/control/test_closed_loop.py`` (a few scenarios) and ``benchmarks/control.py``
-(many). A scenario builds a random rig (2 to 4 pipettes from the field's corners, imperfect
+A scenario builds a random rig (2 to 4 pipettes from the field's corners, imperfect
 mountings, backlash, drift, readout noise; the tips start in view), sometimes a vessel to
 avoid, gives the controller either a stale calibration (the true one off by up to 50 µm and
-turned by up to 3 degrees, still putting the tip in view) or lets it calibrate itself, sets a
-target per pipette and runs the closed loop on a ``SimClock``
-until every pipette is at its target (or the time runs out). Scoring reads the simulators'
+turned by up to 3 degrees, still putting the tip in view: mode ``stale``) or lets it calibrate
+itself from the images (mode ``autocal``), sets a target per pipette and runs the closed loop
+on a ``SimClock`` until every pipette is at its target (or the time runs out).
+
+The controller sees either the stand-in imaging (true tips plus localiser-like noise, fast:
+``imaging="standin"``) or rendered two-photon frames and a real localiser
+(``imaging="rendered"``). Scoring (``patchpilot.scenarios.scoring``) reads the simulators'
 true tips every frame: final error to the standoff point, body-to-body contacts, entries of
 bodies into no-go zones inside the tissue, and sideways moves inside the tissue.
 """
@@ -15,11 +18,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from patchpilot.acquisition.hook import TipLocaliser
 from patchpilot.clock import SimClock
 from patchpilot.config import (
     CylinderZone,
@@ -31,53 +34,30 @@ from patchpilot.config import (
     SoftLimits,
 )
 from patchpilot.control import Controller, PlanError, plan_approach, schedule_moves
-from patchpilot.control.bodies import Body, batch_distance_um, pipette_body, tissue_part, zone_body
 from patchpilot.control.geometry import ManipulatorTransform, PipetteGeometry
 from patchpilot.control.scheduling import MotionRequest
 from patchpilot.events import EventLog
 from patchpilot.hardware.simulated import SimulatedManipulator
-from tests.control.sim_imaging import ImagingNoise, SimImaging
+from patchpilot.scenarios.rendered import RenderedImaging
+from patchpilot.scenarios.scoring import ScenarioResult, score_safety
+from patchpilot.scenarios.standin import ImagingNoise, SimImaging
 
 Mode = Literal["stale", "autocal"]
+ImagingKind = Literal["standin", "rendered"]
 _SETTLED = {"at_target", "paused", "fault", "manual", "stopped", "idle"}
 
 
-@dataclass
-class ScenarioResult:
-    """What happened in one scenario (µm, s)."""
+def shipped_localiser(num_threads: int = 1) -> TipLocaliser:
+    """The shipped default localiser (``Localiser.from_pretrained``), for rendered imaging.
 
-    seed: int
-    mode: str
-    pipettes: int
-    reached: int = 0
-    final_errors_um: list[float] = field(default_factory=list)
-    times_to_target_s: list[float] = field(default_factory=list)
-    corrections: int = 0
-    interventions: int = 0
-    collisions: int = 0
-    min_body_distance_um: float = math.inf
-    nogo_entries: int = 0
-    lateral_moves_in_tissue: int = 0
-    max_off_axis_in_tissue_um: float = 0.0
-    refused_targets: int = 0
-    calibration_residuals_um: list[float] = field(default_factory=list)
-    simulated_s: float = 0.0
-    wall_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    Raises
+    ------
+    patchpilot.localisation.LocaliserError
+        No shipped weights.
+    """
+    from patchpilot.localisation.inference import Localiser  # torch: only when needed
 
-    @property
-    def success(self) -> bool:
-        return (
-            self.reached == self.pipettes
-            and self.collisions == 0
-            and self.nogo_entries == 0
-            and self.lateral_moves_in_tissue == 0
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["success"] = self.success
-        return data
+    return Localiser.from_pretrained(num_threads=num_threads)
 
 
 def _random_rig(rng: np.random.Generator, n_pipettes: int, with_zone: bool) -> RigConfig:
@@ -99,10 +79,10 @@ def _random_rig(rng: np.random.Generator, n_pipettes: int, with_zone: bool) -> R
                 float(rng.uniform(-1.5, 1.5)),
                 float(yaw + rng.uniform(-3.0, 3.0)),
             ),
-            axis_scale=tuple(float(v) for v in rng.uniform(0.98, 1.02, 3)),  # type: ignore[arg-type]
+            axis_scale=tuple(float(v) for v in rng.uniform(0.98, 1.02, 3)),
             axis_skew_deg=float(rng.uniform(-1.0, 1.0)),
             backlash_um=float(rng.uniform(0.0, 2.0)),
-            drift_um_per_min=tuple(float(v) for v in rng.uniform(-0.5, 0.5, 3)),  # type: ignore[arg-type]
+            drift_um_per_min=tuple(float(v) for v in rng.uniform(-0.5, 0.5, 3)),
             readout_noise_um=0.05,
         )
         pipettes.append(
@@ -115,7 +95,7 @@ def _random_rig(rng: np.random.Generator, n_pipettes: int, with_zone: bool) -> R
                 target_standoff_um=2.0,
             )
         )
-    zones = ()
+    zones: tuple[CylinderZone, ...] = ()
     if with_zone:
         x, y = rng.uniform(-70.0, 70.0, 2)
         zones = (
@@ -185,7 +165,7 @@ def _targets(
                 if any(np.linalg.norm(target[:2] - t[:2]) < 30.0 for t in chosen.values()):
                     continue
                 try:
-                    controller.set_target(name, target)
+                    controller.set_target(name, [float(v) for v in target])
                 except PlanError:
                     result.refused_targets += 1
                     continue
@@ -214,21 +194,59 @@ def run_scenario(
     mode: Mode = "stale",
     n_pipettes: int | None = None,
     time_limit_s: float = 400.0,
+    imaging: ImagingKind = "standin",
+    localiser: TipLocaliser | None = None,
 ) -> ScenarioResult:
-    """Run one random scenario to the end and score it (see the module docstring)."""
+    """Run one random scenario to the end and score it (see the module docstring).
+
+    Parameters
+    ----------
+    seed
+        Everything random in the scenario (rig, calibration error, targets, noise, tissue).
+    mode
+        ``stale``: start from a wrong calibration; ``autocal``: calibrate from the images.
+    n_pipettes
+        2 to 4; None draws it.
+    time_limit_s
+        Simulated seconds the approach may take.
+    imaging
+        ``standin`` (true tips plus noise) or ``rendered`` (scene renderer plus localiser).
+    localiser
+        The localiser of ``rendered`` imaging (None: the shipped one).
+
+    Raises
+    ------
+    ValueError
+        An unknown mode or imaging, or a pipette count outside 2 to 4.
+    patchpilot.localisation.LocaliserError
+        ``rendered`` imaging without a localiser, and no shipped weights.
+    """
+    if mode not in ("stale", "autocal"):
+        raise ValueError(f"mode must be 'stale' or 'autocal', got {mode!r}")
+    if imaging not in ("standin", "rendered"):
+        raise ValueError(f"imaging must be 'standin' or 'rendered', got {imaging!r}")
+    if n_pipettes is not None and not 2 <= n_pipettes <= 4:
+        raise ValueError(f"a scenario has 2 to 4 pipettes, got {n_pipettes}")
     wall = time.perf_counter()
     rng = np.random.default_rng(seed)
     count = n_pipettes or int(rng.integers(2, 5))
     rig = _random_rig(rng, count, with_zone=bool(rng.random() < 0.5))
-    result = ScenarioResult(seed, mode, count)
+    result = ScenarioResult(seed, mode, count, imaging=imaging)
     clock = SimClock()
     log = EventLog(tail_size=50)
     manipulators = {
         p.name: SimulatedManipulator.from_config(p, log=log, clock=clock, seed=seed * 31 + i)
         for i, p in enumerate(rig.pipettes)
     }
-    imaging = SimImaging(manipulators, clock, noise=ImagingNoise(), seed=seed)
-    controller = Controller(rig, manipulators, imaging, log, clock)
+    camera: SimImaging | RenderedImaging
+    if imaging == "rendered":
+        camera = RenderedImaging(
+            rig, manipulators, clock, localiser or shipped_localiser(), seed=seed
+        )
+    else:
+        angles = {p.name: (p.pitch_deg, p.yaw_deg) for p in rig.pipettes}
+        camera = SimImaging(manipulators, clock, noise=ImagingNoise(), seed=seed, angles_deg=angles)
+    controller = Controller(rig, manipulators, camera, log, clock)
     if mode == "autocal":
         outcomes = controller.calibrate_all()
         for name, outcome in outcomes.items():
@@ -259,7 +277,7 @@ def run_scenario(
     trajectory: list[dict[str, np.ndarray[Any, Any]]] = []
     reached_at: dict[str, float] = {}
     while clock.now() - start_s < time_limit_s:
-        frame, detections = imaging.snap()
+        frame, detections = camera.snap()
         controller.on_frame(frame, detections)
         trajectory.append({n: m.true_tip_sample_um() for n, m in manipulators.items()})
         for name, status in controller.status().items():
@@ -290,71 +308,6 @@ def run_scenario(
         else:
             result.notes.append(f"{name} ended {status.state}")
     result.pipettes = len(targets)
-    _score_safety(trajectory, geometries, rig.safety, result)
+    score_safety(trajectory, geometries, rig.safety, result)
     result.wall_s = time.perf_counter() - wall
     return result
-
-
-def _score_safety(
-    trajectory: list[dict[str, np.ndarray[Any, Any]]],
-    geometries: dict[str, PipetteGeometry],
-    safety: SafetyConfig,
-    result: ScenarioResult,
-) -> None:
-    names = list(geometries)
-    surface = safety.tissue_surface_z_um
-    pairs: list[tuple[Body, Body]] = []
-    pair_names: list[tuple[str, str]] = []
-    for sample in trajectory[::3]:
-        bodies = {n: pipette_body(geometries[n], sample[n]) for n in names}
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                pairs.append((bodies[a], bodies[b]))
-                pair_names.append((a, b))
-    if pairs:
-        distances = batch_distance_um(pairs)
-        result.min_body_distance_um = float(np.min(distances))
-        result.collisions = len(
-            {pair for pair, d in zip(pair_names, distances, strict=True) if d <= 0.0}
-        )
-    zone_pairs: list[tuple[Body, Body]] = []
-    for zone in safety.nogo_zones:
-        solid = zone_body(zone)
-        for sample in trajectory[::3]:
-            for name in names:
-                inside = tissue_part(pipette_body(geometries[name], sample[name]), surface)
-                if inside is not None:
-                    zone_pairs.append((inside, solid))
-    if zone_pairs:
-        result.nogo_entries = int(np.sum(batch_distance_um(zone_pairs) <= 0.0))
-    for name in names:
-        _score_lateral(name, [s[name] for s in trajectory], geometries[name], safety, result)
-
-
-def _score_lateral(
-    name: str,
-    tips: list[np.ndarray[Any, Any]],
-    geometry: PipetteGeometry,
-    safety: SafetyConfig,
-    result: ScenarioResult,
-) -> None:
-    """Count in-tissue motions (between stops) whose sideways part exceeds one correction."""
-    surface = safety.tissue_surface_z_um
-    episode_start: np.ndarray[Any, Any] | None = None
-    previous = tips[0]
-    limit_um = safety.max_single_correction_um
-    for tip in [*tips[1:], tips[-1]]:
-        moving = float(np.linalg.norm(tip - previous)) > 0.02
-        in_tissue = min(float(tip[2]), float(previous[2])) < surface
-        if moving and in_tissue:
-            if episode_start is None:
-                episode_start = previous
-        elif episode_start is not None:
-            displacement = previous - episode_start
-            sideways = geometry.off_axis_um(displacement)
-            result.max_off_axis_in_tissue_um = max(result.max_off_axis_in_tissue_um, sideways)
-            if sideways > max(limit_um, 0.1 * float(np.linalg.norm(displacement))):
-                result.lateral_moves_in_tissue += 1
-                result.notes.append(f"{name} moved {sideways:.1f} µm sideways in tissue")
-            episode_start = None
-        previous = tip
