@@ -35,6 +35,7 @@ from patchpilot.control.geometry import FieldOfView, ManipulatorTransform
 from patchpilot.control.stop_signal import CalibrationAborted, StopSignal
 from patchpilot.control.tip_search import (
     CalibrationSettings,
+    FocusOutOfTravel,
     PipetteAngles,
     TipMeasurement,
     any_tip_near,
@@ -110,8 +111,12 @@ def _identify(
     start = stepper.here()
     for offset in offsets:
         focus = float(guess_um[2]) + offset
-        if not any_tip_near(imaging, focus, guess_um[:2], radius_um, stepper.stop):
-            continue  # one frame says nothing is in focus here: no need for three
+        try:
+            if not any_tip_near(imaging, focus, guess_um[:2], radius_um, stepper.stop):
+                continue  # one frame says nothing is in focus here: no need for three
+        except FocusOutOfTravel:
+            continue  # beyond the focus drive's travel
+
         before = consistent_tips(imaging, focus, guess_um[:2], radius_um, stepper.stop)
         if not before:
             continue

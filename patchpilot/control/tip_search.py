@@ -124,12 +124,19 @@ class PipetteAngles:
     yaw_deg: float
 
 
+class FocusOutOfTravel(CalibrationError):
+    """A search or sweep asked for a focus the focus drive cannot reach (nothing moved)."""
+
+
 def _snap(
     imaging: Imaging, focus_um: float, stop: StopSignal | None
 ) -> tuple[Frame, list[TipDetection]]:
     if stop is not None:
         stop.check()
-    return imaging.snap(focus_um)
+    try:
+        return imaging.snap(focus_um)
+    except ValueError as exc:  # the imaging refuses a focus outside its travel
+        raise FocusOutOfTravel(f"cannot image at focus {focus_um:.1f} µm: {exc}") from None
 
 
 def _median_xy(
@@ -181,7 +188,10 @@ def measure_tip_3d(
     for offset in offsets:
         focus = float(guess_um[2]) + offset
         for _ in range(2):
-            frame, detections = _snap(imaging, focus, stop)
+            try:
+                frame, detections = _snap(imaging, focus, stop)
+            except FocusOutOfTravel:
+                break  # beyond the focus drive's travel: search the other focuses
             found_xy = _nearest(frame, detections, guess_um[:2], radius_um, exclude_xy)
             if found_xy is not None:
                 break

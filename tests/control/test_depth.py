@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from patchpilot.control.calibration import CalibrationError
 from patchpilot.control.depth import (
     DepthOutOfRange,
     DepthSettings,
@@ -16,6 +17,7 @@ from patchpilot.control.depth import (
     axis_profile,
     depth_from_profiles,
 )
+from patchpilot.control.tip_search import CalibrationSettings, PipetteAngles, measure_tip_3d
 from patchpilot.scene import (
     Acquisition,
     Optics,
@@ -26,7 +28,7 @@ from patchpilot.scene import (
     View,
     render,
 )
-from patchpilot.types import Frame
+from patchpilot.types import Frame, TipDetection
 from tests.control.sim_imaging import draw_shank
 
 
@@ -132,3 +134,32 @@ def test_rendered_two_photon_frames_above_and_inside_the_tissue() -> None:
     ]
     assert max(abs(e) for e in errors) <= 1.0, errors
     assert abs(float(np.median(errors))) <= 0.5, errors
+
+
+class _ShallowFocusImaging:
+    """Sees no tip anywhere and, like the real imaging, refuses focuses below -50 µm."""
+
+    def __init__(self) -> None:
+        self.focus_um = 0.0
+        self.asked: list[float] = []
+
+    def snap(self, focus_um: float | None = None) -> tuple[Frame, list[TipDetection]]:
+        assert focus_um is not None
+        self.asked.append(focus_um)
+        if focus_um < -50.0:
+            raise ValueError(f"focus {focus_um} µm is not a finite value within [-50, 400] µm")
+        self.focus_um = focus_um
+        frame = Frame(np.zeros((64, 64), np.uint16), len(self.asked), 0.0, 1.0, focus_um=focus_um)
+        return frame, []
+
+
+def test_a_search_beyond_the_focus_travel_fails_as_a_calibration_error() -> None:
+    """Focuses the drive cannot reach are skipped; the search ends in a CalibrationError
+    naming what was not found (never the imaging's ValueError, which would end the run)."""
+    imaging = _ShallowFocusImaging()
+    settings = CalibrationSettings()
+    with pytest.raises(CalibrationError, match="no tip within"):
+        measure_tip_3d(imaging, np.array([0.0, 0.0, 0.0]), 10.0, settings, PipetteAngles(30.0, 0.0))
+    assert max(imaging.asked) >= settings.search_step_um  # went on above after the refusal
+    assert any(f < -50.0 for f in imaging.asked)  # and did try below, once per focus
+    assert sum(f < -50.0 for f in imaging.asked) == len({f for f in imaging.asked if f < -50.0})
