@@ -27,7 +27,13 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from patchpilot.control.depth import DepthOutOfRange, DepthSettings, DepthSweep, FocusError
+from patchpilot.control.depth import (
+    DepthOutOfRange,
+    DepthSettings,
+    DepthSweep,
+    FocusError,
+    ShankOutOfView,
+)
 from patchpilot.control.tracking import TipMatch
 from patchpilot.types import Frame
 
@@ -166,6 +172,11 @@ class CorrectionRun:
         Measure once and converge without moving (``goal_um`` is then only a guess).
     surface_z_um
         The tissue surface: a tip above it needs a shorter depth sweep.
+    final
+        The last correction of an approach (the standoff point). Before it, a tip whose
+        shank leaves the image (no depth sweep possible) is corrected in x, y at the focus
+        where it was seen, and an error that stops shrinking within twice the tolerance
+        (steps lost in backlash) is good enough to go on; at the end both fail instead.
     confirm_identity
         The tip's position is too uncertain to trust the tracker's pick among several tips:
         after measuring a candidate, back the pipette out by ``identity_step_um`` along its
@@ -184,6 +195,7 @@ class CorrectionRun:
     measure_only: bool = False
     confirm_identity: bool = False
     surface_z_um: float = 0.0
+    final: bool = True
     errors_um: list[float] = field(default_factory=list)
     corrections_um: list[float] = field(default_factory=list)
     _phase: _Phase = _Phase.FIND
@@ -358,7 +370,10 @@ class CorrectionRun:
                 self._sweep_retries += 1
                 shifted = sweep.guess_um + exc.direction * sweep.settings.search_half_range_um
                 return self._start_sweep(subject, shifted)
-            if not self.measure_only:
+            # Near the edge of the field the shank may leave the image: on the way (not at
+            # the end) the tip is then corrected sideways only, its depth swept further in.
+            degraded = isinstance(exc, ShankOutOfView) and not self.final
+            if not (self.measure_only or degraded):
                 return self._fail(f"cannot measure the tip's depth: {exc}")
             # Only where it stands: in focus where it was found is still worth knowing.
             assert self._focus_request is not None
@@ -428,6 +443,10 @@ class CorrectionRun:
             return CorrectionAction(ActionKind.CONVERGED, error_um=error)
         self._stalls = self._stalls + 1 if error > previous - s.stall_margin_um else 0
         if self._stalls >= s.stall_iterations:
+            if not self.final and error <= 2.0 * self.tolerance_um:
+                # Steps this small can vanish in backlash; close enough to go on, the
+                # standoff point is converged within the tolerance.
+                return CorrectionAction(ActionKind.CONVERGED, error_um=error)
             return self._fail(
                 f"error keeps growing: {error:.1f} µm after {len(self.errors_um)} measurements "
                 f"(was {min(self.errors_um):.1f} µm)"

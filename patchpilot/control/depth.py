@@ -40,6 +40,7 @@ __all__ = [
     "DepthSettings",
     "DepthSweep",
     "FocusError",
+    "ShankOutOfView",
     "axis_profile",
     "depth_from_profiles",
 ]
@@ -55,6 +56,11 @@ _MIN_ROWS = 4
 
 class FocusError(ValueError):
     """A sweep from which no tip depth can be read (the message says why)."""
+
+
+class ShankOutOfView(FocusError):
+    """The sweep was long enough but the shank behind the tip leaves the image, so too few
+    foci show its crossing (a tip near the edge of the field)."""
 
 
 class DepthOutOfRange(FocusError):
@@ -221,7 +227,8 @@ def depth_from_profiles(
     Raises
     ------
     FocusError
-        Mismatched inputs, too few usable foci, a valley too weak to be the shank, or
+        Mismatched inputs, too few usable foci (``ShankOutOfView`` when the sweep was long
+        enough but the shank leaves the image), a valley too weak to be the shank, or
         (``DepthOutOfRange``) a best depth at the edge of the search range.
     """
     settings = settings or DepthSettings()
@@ -235,9 +242,11 @@ def depth_from_profiles(
     half = settings.search_half_range_um
     candidates = np.arange(guess_um - half, guess_um + half + 1e-9, 0.1)
     scores = np.full(candidates.size, -np.inf)
+    most_rows = 0
     for k, z in enumerate(candidates):
         crossing = focus - z
         use = (crossing >= settings.min_crossing_um) & (crossing <= settings.max_crossing_um)
+        most_rows = max(most_rows, int(np.count_nonzero(use)))
         values = [
             float(np.interp(c * cot, along_um, valley[i], left=np.nan, right=np.nan))
             for i, c in zip(np.flatnonzero(use), crossing[use], strict=True)
@@ -245,6 +254,11 @@ def depth_from_profiles(
         finite = [v for v in values if math.isfinite(v)]
         if len(finite) >= _MIN_ROWS:
             scores[k] = float(np.mean(finite))
+    if not np.any(np.isfinite(scores)) and most_rows >= _MIN_ROWS:
+        raise ShankOutOfView(
+            f"the shank leaves the image within {settings.max_crossing_um * cot:.0f} µm "
+            "behind the tip: too few foci show where it crosses focus"
+        )
     if not np.any(np.isfinite(scores)):
         raise FocusError(
             f"too few foci {settings.min_crossing_um:g}-{settings.max_crossing_um:g} µm above "

@@ -129,7 +129,9 @@ class PipetteUnit(PipetteModel):
         last = self.next_waypoint >= len(self.plan.waypoints)
         is_approach = self.goal is not None and self.goal.kind is GoalKind.APPROACH
         if waypoint.checkpoint or (last and is_approach):
-            self._begin_correction(waypoint.position_um, waypoint.phase is Phase.VERIFY)
+            self._begin_correction(
+                waypoint.position_um, waypoint.phase is Phase.VERIFY, final=last and is_approach
+            )
             self.reach_checkpoint()
             return
         self._maybe_finish_step(index)
@@ -145,7 +147,9 @@ class PipetteUnit(PipetteModel):
         if following >= len(self.plan.waypoints) and self.state is PipetteState.MOVING:
             self.arrive()
 
-    def _begin_correction(self, goal_um: Vector, measure_only: bool = False) -> None:
+    def _begin_correction(
+        self, goal_um: Vector, measure_only: bool = False, final: bool = False
+    ) -> None:
         settings = self.correction_settings
         # Look for the tip in focus at least as far as it may be off.
         search_um = max(settings.search_half_range_um, self.uncertainty_um() + 10.0)
@@ -159,6 +163,7 @@ class PipetteUnit(PipetteModel):
             measure_only,
             confirm_identity=not self.tracker.is_confident(self.name),
             surface_z_um=self.safety.tissue_surface_z_um,
+            final=final,
         )
 
     def _tick_correction(

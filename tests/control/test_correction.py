@@ -167,6 +167,36 @@ def test_uncertain_tip_is_told_from_a_decoy_by_backing_out() -> None:
     assert all(s == pytest.approx(12.0) for s in pipette.steps)
 
 
+def test_near_the_edge_a_checkpoint_corrects_sideways_but_the_end_fails() -> None:
+    """The goal 6 µm inside the 128 µm frame's left edge (x = -63.5 µm): the shank (yaw 0,
+    behind the tip toward -x) leaves the image, so no depth sweep is possible there."""
+    goal = np.array([-57.5, 0.0, 20.0])
+    offset = np.array([4.0, 3.0, 0.0])
+    on_the_way = StandIn(goal + offset, offset)
+    action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15, final=False), on_the_way)
+    assert action.kind is ActionKind.CONVERGED
+    assert np.linalg.norm(on_the_way.tip[:2] - goal[:2]) <= 1.2  # corrected sideways
+    at_the_end = StandIn(goal + offset, offset)
+    action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15), at_the_end)
+    assert action.kind is ActionKind.FAILED and "leaves the image" in action.reason
+    assert at_the_end.steps == []
+
+
+def test_an_error_stuck_just_above_tolerance_is_enough_only_on_the_way() -> None:
+    """Steps lost in backlash: the tip does not follow 1 µm corrections."""
+    goal = np.array([0.0, 0.0, 20.0])
+    stuck = np.array([1.5, 0.0, 0.0])
+    on_the_way = StandIn(goal + stuck, np.zeros(3), obeys=False)
+    action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15, final=False), on_the_way)
+    assert action.kind is ActionKind.CONVERGED and action.error_um <= 2.0
+    at_the_end = StandIn(goal + stuck, np.zeros(3), obeys=False)
+    action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15), at_the_end)
+    assert action.kind is ActionKind.FAILED and "keeps growing" in action.reason
+    far = StandIn(goal + 3 * stuck, np.zeros(3), obeys=False)
+    action = run_until_done(CorrectionRun("P", goal, 1.0, 10.0, 15, final=False), far)
+    assert action.kind is ActionKind.FAILED  # 4.5 µm is not close enough anywhere
+
+
 def test_line_deviation() -> None:
     assert line_deviation_um(
         np.array([0.0, 3.0, 0.0]), np.zeros(3), np.array([10.0, 0, 0])

@@ -14,6 +14,7 @@ from patchpilot.control.depth import (
     DepthSettings,
     DepthSweep,
     FocusError,
+    ShankOutOfView,
     axis_profile,
     depth_from_profiles,
 )
@@ -79,6 +80,17 @@ def test_the_tip_beyond_the_search_says_which_way() -> None:
     with pytest.raises(DepthOutOfRange) as raised:
         sweep.estimate()
     assert raised.value.direction == -1
+
+
+def test_a_shank_leaving_the_image_is_told_apart() -> None:
+    """A tip 5 µm inside the frame's edge with its shank running out of it (the 160 µm frame
+    ends at x = 79.5 µm; yaw 180: the shank lies toward +x)."""
+    tip = np.array([74.5, 0.0, 20.0])
+    sweep = _sweep_stand_in(tip, 30.0, 180.0, tip[2], seed=5)
+    with pytest.raises(ShankOutOfView, match="leaves the image"):
+        sweep.estimate()
+    inside = _sweep_stand_in(np.array([-40.0, 0.0, 20.0]), 30.0, 180.0, 20.0, seed=5)
+    assert inside.estimate().z_um == pytest.approx(20.0, abs=0.8)  # the same, well inside
 
 
 def test_bad_inputs_are_named() -> None:
