@@ -129,7 +129,15 @@ def ship_weights(
     data = load_checkpoint(checkpoint)
     model, _ = load_model(checkpoint)
     weights_dir = Path(weights_dir)
-    keep = ("provenance", "train_config", "history", "elapsed_s", "epoch", "best_val_loss")
+    keep = (
+        "provenance",
+        "train_config",
+        "history",
+        "elapsed_s",
+        "epoch",
+        "best_val_loss",
+        "presence_threshold",  # chosen on validation: the shipped model must keep it
+    )
     target = save_checkpoint(
         weights_dir / f"{name}.pt", model, **{k: data[k] for k in keep if k in data}
     )
@@ -147,6 +155,8 @@ def ship_weights(
         "data_seconds": provenance.get("data_seconds"),
         "training_minutes": round(float(data.get("elapsed_s", 0.0)) / 60.0, 1),
         "epochs": data.get("epoch"),
+        "presence_threshold": data.get("presence_threshold"),
+        "initialised_from": data.get("train_config", {}).get("init_from"),
         "files": {
             "checkpoint": target.name,
             "checkpoint_sha256": file_sha256(target),

@@ -15,6 +15,7 @@ from patchpilot.localisation import LocaliserError
 from patchpilot.localisation.calibration import GRID
 from patchpilot.localisation.checkpoint import load_checkpoint
 from patchpilot.localisation.evaluation import evaluate, plot_worst, results_table
+from patchpilot.localisation.export import ship_weights
 from patchpilot.localisation.inference import Localiser
 from patchpilot.localisation.samples import SampleSet
 from patchpilot.localisation.sources import render_split
@@ -84,6 +85,13 @@ def test_paper_stages_resume_and_evaluation(
     assert stored["threshold_calibration"]["frames"] == len(val_set)
     localiser = Localiser.from_checkpoint(resumed.last_path)
     assert localiser.confidence_threshold == stored["presence_threshold"]
+    # ... and through shipping (the shipped default must not fall back to 0.5).
+    shipped = ship_weights(resumed.last_path, tmp_path / "weights", "mine")
+    assert (
+        load_checkpoint(shipped["checkpoint"])["presence_threshold"] == stored["presence_threshold"]
+    )
+    reloaded = Localiser.from_checkpoint(shipped["checkpoint"])
+    assert reloaded.confidence_threshold == stored["presence_threshold"]
     result = evaluate(localiser, val_set)
     overall = result.overall
     assert overall["n_frames"] == len(val_set)
