@@ -109,6 +109,25 @@ def matching_onnx(checkpoint: str | Path) -> Path | None:
     return candidate if meta.get("checkpoint_sha256") == file_sha256(checkpoint) else None
 
 
+def _initial_training(init_from: str | None) -> dict[str, Any] | None:
+    """Command and training time of the checkpoint a fine-tuned model started from (if it is
+    still on disk), so that the card tells the whole training."""
+    if not init_from:
+        return None
+    from patchpilot.localisation._errors import LocaliserError
+    from patchpilot.localisation.checkpoint import load_checkpoint
+
+    info: dict[str, Any] = {"checkpoint": init_from}
+    try:
+        initial = load_checkpoint(init_from)
+    except LocaliserError:
+        return info
+    info["command"] = initial.get("provenance", {}).get("command")
+    info["training_minutes"] = round(float(initial.get("elapsed_s", 0.0)) / 60.0, 1)
+    info["data"] = {k: initial.get("provenance", {}).get(k) for k in ("train", "val")}
+    return info
+
+
 def ship_weights(
     checkpoint: str | Path,
     weights_dir: str | Path,
@@ -156,7 +175,7 @@ def ship_weights(
         "training_minutes": round(float(data.get("elapsed_s", 0.0)) / 60.0, 1),
         "epochs": data.get("epoch"),
         "presence_threshold": data.get("presence_threshold"),
-        "initialised_from": data.get("train_config", {}).get("init_from"),
+        "initialised_from": _initial_training(data.get("train_config", {}).get("init_from")),
         "files": {
             "checkpoint": target.name,
             "checkpoint_sha256": file_sha256(target),
