@@ -10,8 +10,8 @@ The procedure (blocking; every wait has a timeout):
    side so backlash is always taken up the same way. At each point, find the tip near where
    the partial fit expects it, read its depth from a focus sweep (sharpness peak) and its
    x, y from the median of a few detections.
-3. Fit the transform by least squares (``fit_axes``) and return it with its residuals; the
-   caller reviews it (``review_calibration``).
+3. Fit the transform by least squares (``fit_axes_robust``: one outlier may be left out) and
+   return it with its residuals; the caller reviews it (``review_calibration``).
 
 The whole pattern stays within ``step_um + backlash_takeup_um`` of the start on each axis and
 never goes below it (``min_z_um`` is checked); the other pipettes stay parked meanwhile.
@@ -30,10 +30,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.control._protocol import Imaging
-from patchpilot.control.calibration import Calibration, CalibrationError, fit_axes
+from patchpilot.control.calibration import Calibration, CalibrationError, fit_axes_robust
 from patchpilot.control.geometry import FieldOfView, ManipulatorTransform
 from patchpilot.control.stop_signal import CalibrationAborted, StopSignal
 from patchpilot.control.tip_search import (
+    MOVED_UM,
     CalibrationSettings,
     FocusOutOfTravel,
     PipetteAngles,
@@ -125,8 +126,8 @@ def _identify(
             imaging, focus, guess_um[:2], radius_um + 2 * settings.wiggle_um, stepper.stop
         )
         stepper.go(start)
-        moved = [b for b in before if all(float(np.linalg.norm(b - a)) > 1.5 for a in after)]
-        arrived = [a for a in after if all(float(np.linalg.norm(a - b)) > 1.5 for b in before)]
+        moved = [b for b in before if all(float(np.linalg.norm(b - a)) > MOVED_UM for a in after)]
+        arrived = [a for a in after if all(float(np.linalg.norm(a - b)) > MOVED_UM for b in before)]
         pairs = [
             (b, a)
             for b in moved
@@ -297,7 +298,7 @@ def calibrate_pipette(
             axis = int(np.argmax(np.abs(moved)))
             if abs(float(moved[axis])) > 0.5 * settings.step_um:
                 columns[:, axis] = (measured.position_um - center) / float(moved[axis])
-        calibration = fit_axes(name, device_points, sample_points)
+        calibration = fit_axes_robust(name, device_points, sample_points)
     except CalibrationAborted:
         if log is not None:
             log.record(EventKind.CALIBRATION, name, "calibration stopped", reason="STOP ALL")
@@ -321,5 +322,6 @@ def calibrate_pipette(
             residuals_um=calibration.residuals_um,
             matrix=calibration.transform.matrix,
             offset_um=calibration.transform.offset_um,
+            dropped_point_um=calibration.dropped_um,
         )
     return calibration

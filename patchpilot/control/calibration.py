@@ -11,7 +11,7 @@ pipette was changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "CalibrationVerdict",
     "Review",
     "fit_axes",
+    "fit_axes_robust",
     "review_calibration",
 ]
 
@@ -58,6 +59,8 @@ class Calibration:
     manipulator_um: Vector
     sample_um: Vector
     residuals_um: Vector
+    dropped_um: Vector | None = None
+    """Sample points left out of the fit as outliers (see ``fit_axes_robust``), or None."""
 
     @property
     def rms_residual_um(self) -> float:
@@ -121,6 +124,43 @@ def fit_axes(pipette: str, manipulator_um: ArrayLike, sample_um: ArrayLike) -> C
     fitted = device @ matrix.T + offset
     residuals = np.linalg.norm(fitted - sample, axis=1)
     return Calibration(pipette, transform, device, sample, residuals)
+
+
+def fit_axes_robust(
+    pipette: str,
+    manipulator_um: ArrayLike,
+    sample_um: ArrayLike,
+    *,
+    good_rms_um: float = 1.0,
+    min_points: int = 6,
+) -> Calibration:
+    """``fit_axes``, leaving out one outlier when the fit is poor.
+
+    One measurement in a pattern can be wrong by several micrometres (a detection of the
+    wrong end of a faint shank, a noisy depth sweep) while the others agree to a fraction of
+    a micrometre. With few points the least-squares fit spreads such an error over all of
+    them, so each point is left out in turn: when the rms residual exceeds ``good_rms_um``,
+    at least ``min_points`` would remain, and leaving one point out at least halves the rms,
+    the best such refit is returned with that point in ``dropped_um``. Everything else (too
+    few points, degenerate patterns) raises as ``fit_axes`` does.
+    """
+    full = fit_axes(pipette, manipulator_um, sample_um)
+    count = len(full.residuals_um)
+    if full.rms_residual_um <= good_rms_um or count - 1 < min_points:
+        return full
+    best: tuple[Calibration, int] | None = None
+    for left_out in range(count):
+        keep = np.arange(count) != left_out
+        try:
+            refit = fit_axes(pipette, full.manipulator_um[keep], full.sample_um[keep])
+        except CalibrationError:
+            continue  # without it the points no longer span the axes
+        if best is None or refit.rms_residual_um < best[0].rms_residual_um:
+            best = (refit, left_out)
+    if best is None or best[0].rms_residual_um > 0.5 * full.rms_residual_um:
+        return full  # no single outlier: the whole pattern is noisy
+    refit, left_out = best
+    return replace(refit, dropped_um=full.sample_um[left_out].copy())
 
 
 class CalibrationVerdict(str, Enum):

@@ -55,7 +55,8 @@ class CalibrationSettings:
         Focus sweep for the tip's depth (above the tissue one frame per focus and 1.5 µm
         steps are enough: 0.3 µm median absolute error on the scene renderer).
     xy_frames
-        Detections averaged (median) for a tip's x, y.
+        Detections averaged (median) for a tip's x, y (the shipped localiser scatters by
+        1-2 µm per frame: the median of 10 by about 0.5 µm).
     speed_um_s
         Speed of calibration moves.
     move_timeout_s
@@ -68,7 +69,7 @@ class CalibrationSettings:
     search_half_range_um: float = 150.0
     search_step_um: float = 5.0
     depth: DepthSettings = field(default_factory=lambda: ABOVE_TISSUE_DEPTH)
-    xy_frames: int = 4
+    xy_frames: int = 10
     speed_um_s: float = 300.0
     move_timeout_s: float = 10.0
 
@@ -91,6 +92,13 @@ class TipMeasurement:
 
     position_um: Vector
     detections: int
+
+
+CONSISTENT_FRAMES = 5
+CLUSTER_RADIUS_UM = 4.0
+MOVED_UM = 3.0
+"""A tip counts as moved by a wiggle when it is farther than this from every tip seen after
+(static tips' medians scatter by about a micrometre)."""
 
 
 def sample_xy(frame: Frame, detection: TipDetection) -> Vector:
@@ -246,11 +254,15 @@ def any_tip_near(
     radius_um: float,
     stop: StopSignal | None = None,
 ) -> bool:
-    """Whether one frame at ``focus`` shows a tip within ``radius_um`` of a point."""
-    frame, detections = _snap(imaging, focus, stop)
-    return any(
-        float(np.linalg.norm(sample_xy(frame, d) - center_xy)) <= radius_um for d in detections
-    )
+    """Whether one of two frames at ``focus`` shows a tip within ``radius_um`` of a point
+    (a real localiser misses a faint tip in some frames)."""
+    for _ in range(2):
+        frame, detections = _snap(imaging, focus, stop)
+        if any(
+            float(np.linalg.norm(sample_xy(frame, d) - center_xy)) <= radius_um for d in detections
+        ):
+            return True
+    return False
 
 
 def consistent_tips(
@@ -260,19 +272,25 @@ def consistent_tips(
     radius_um: float,
     stop: StopSignal | None = None,
 ) -> list[Vector]:
-    """Tips seen in at least two of three frames at ``focus`` within ``radius_um`` of a point."""
+    """Tips seen in at least two of ``CONSISTENT_FRAMES`` frames at ``focus`` within
+    ``radius_um`` of a point, each the median of its detections.
+
+    Detections of one tip scatter by a micrometre or two from frame to frame (shot noise), so
+    they are grouped within ``CLUSTER_RADIUS_UM`` of the group's running median; tips closer
+    than that to each other are not told apart here (the planner keeps them farther apart).
+    """
     seen: list[list[Vector]] = []
-    for _ in range(3):
+    for _ in range(CONSISTENT_FRAMES):
         frame, detections = _snap(imaging, focus, stop)
         points = [sample_xy(frame, d) for d in detections]
         seen.append([p for p in points if float(np.linalg.norm(p - center_xy)) <= radius_um])
     clusters: list[list[Vector]] = []
     for points in seen:
         for point in points:
-            for cluster in clusters:
-                if float(np.linalg.norm(cluster[0] - point)) < 2.0:
-                    cluster.append(point)
-                    break
+            centres = [np.median(np.array(c), axis=0) for c in clusters]
+            gaps = [float(np.linalg.norm(c - point)) for c in centres]
+            if gaps and min(gaps) < CLUSTER_RADIUS_UM:
+                clusters[int(np.argmin(gaps))].append(point)
             else:
                 clusters.append([point])
     return [np.median(np.array(c), axis=0) for c in clusters if len(c) >= 2]

@@ -11,6 +11,7 @@ from patchpilot.control.calibration import (
     CalibrationHistory,
     CalibrationVerdict,
     fit_axes,
+    fit_axes_robust,
     review_calibration,
 )
 from patchpilot.control.geometry import ManipulatorTransform
@@ -73,3 +74,23 @@ def test_review_rules() -> None:
     sloppy = fit_axes("P1", *points(TRUE, 3.0, seed=4))
     review = review_calibration(sloppy, history, safety)
     assert review.verdict is CalibrationVerdict.REFUSED and "exceeds" in review.reason
+
+
+def test_one_outlier_is_left_out_of_a_poor_fit() -> None:
+    """Seven points that fit to 0.1 µm but for one 6 µm off: the refit leaves it out."""
+    rng = np.random.default_rng(3)
+    matrix = np.array([[0.98, -0.17, 0.0], [0.17, 0.98, 0.02], [0.0, 0.0, 1.01]])
+    offset = np.array([-10000.0, -9990.0, -9940.0])
+    device = 10000.0 + rng.uniform(-40.0, 40.0, (7, 3))
+    sample = device @ matrix.T + offset + rng.normal(0.0, 0.1, (7, 3))
+    sample[4] += np.array([6.0, 0.0, 0.0])
+    plain = fit_axes("P1", device, sample)
+    robust = fit_axes_robust("P1", device, sample)
+    assert plain.rms_residual_um > 1.0  # least squares spreads the outlier over all
+    assert robust.rms_residual_um < 0.3 and len(robust.residuals_um) == 6
+    assert robust.dropped_um is not None and np.allclose(robust.dropped_um, sample[4])
+    assert np.allclose(robust.transform.matrix, matrix, atol=0.02)
+    # Evenly noisy points have no outlier to leave out; six points leave nothing to spare.
+    noisy = device @ matrix.T + offset + rng.normal(0.0, 1.5, (7, 3))
+    assert fit_axes_robust("P1", device, noisy).dropped_um is None
+    assert fit_axes_robust("P1", device[:6], sample[:6]).dropped_um is None
