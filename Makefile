@@ -24,8 +24,11 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# Exit status 3: the dry-run finished and wrote its report, but not every pipette reached
+# its target (the report says why); the demo still succeeds then.
 demo: $(STAMP)
-	$(VENV)/bin/patchpilot dry-run --config configs/sim-4.yaml --out reports/demo
+	$(VENV)/bin/patchpilot dry-run --config configs/sim-4.yaml --out reports/demo; \
+	status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check patchpilot tests benchmarks

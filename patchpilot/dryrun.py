@@ -69,13 +69,16 @@ class DryRunResult:
     """Smallest true distance between two pipette bodies seen during the approach (µm)."""
     plans: dict[str, Any] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    not_calibrated: list[str] = field(default_factory=list)
+    """Pipettes whose calibration failed twice: left where they were, counted as failures."""
 
     @property
     def succeeded(self) -> dict[str, bool]:
-        return {
+        reached = {
             name: self.final_state[name] == "at_target" and self.final_error_um[name] <= 2.0
             for name in self.final_state
         }
+        return {**reached, **dict.fromkeys(self.not_calibrated, False)}
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary (``report.json``)."""
@@ -93,6 +96,14 @@ class DryRunResult:
                     "succeeded": self.succeeded[name],
                 }
                 for name in self.final_state
+            }
+            | {
+                name: {
+                    "final_state": "not calibrated",
+                    "calibration": self.calibration.get(name, {}),
+                    "succeeded": False,
+                }
+                for name in self.not_calibrated
             },
             "success_rate": float(np.mean(list(self.succeeded.values()))),
             "final_error_um_median": _rounded(float(np.median(list(self.final_error_um.values())))),
@@ -150,12 +161,14 @@ def choose_targets(
     rng: np.random.Generator,
     depth_range_um: tuple[float, float] = (30.0, 90.0),
     min_separation_um: float = 40.0,
+    names: Sequence[str] | None = None,
 ) -> dict[str, tuple[float, float, float]]:
     """Pick a labelled nucleus for each pipette and aim at its membrane facing the pipette.
 
     Candidates lie in the central part of the field of view, ``depth_range_um`` below the
     surface; pipettes get the candidates on their own side (each pipette advances along its
-    yaw), at least ``min_separation_um`` apart. Each target is checked by the controller's
+    yaw), at least ``min_separation_um`` apart; only ``names`` when given (the calibrated
+    ones). Each target is checked by the controller's
     planner; an unreachable one is skipped for the next candidate.
 
     Raises
@@ -189,6 +202,8 @@ def choose_targets(
     chosen: dict[str, tuple[float, float, float]] = {}
     used: list[NDArray[np.float64]] = []
     for pipette in config.pipettes:
+        if names is not None and pipette.name not in names:
+            continue
         axis = pipette_axis(pipette.pitch_deg, pipette.yaw_deg)
 
         # Prefer nuclei on the side the pipette comes from: behind the field centre along
@@ -347,7 +362,11 @@ def run_dry_run(
             raise RuntimeError("the simulated microscope delivered no localised frame in 30 s")
         say("acquisition", experiment.stats())
         say("calibrating", {"pipettes": experiment.pipette_names})
-        outcomes = experiment.controller.calibrate_all()
+        outcomes = dict(experiment.controller.calibrate_all())
+        for name, outcome in list(outcomes.items()):
+            if str(outcome.verdict) in ("failed", "refused"):  # once more, as an operator would
+                say("recalibrating", {"pipette": name, "reason": outcome.reason})
+                outcomes[name] = experiment.controller.calibrate(name)
         calibration = {
             name: {
                 "verdict": str(outcome.verdict),
@@ -363,7 +382,8 @@ def run_dry_run(
         accepted = [n for n, c in calibration.items() if c["accepted"]]
         if not accepted:
             raise RuntimeError(f"no pipette could be calibrated: {calibration}")
-        targets = choose_targets(experiment, rng=rng)
+        not_calibrated = [n for n in experiment.pipette_names if n not in accepted]
+        targets = choose_targets(experiment, rng=rng, names=accepted)
         finals = {n: final_point_um(config, n, t) for n, t in targets.items()}
         say("targets", targets)
         recorder = _Recorder(experiment, finals)
@@ -410,6 +430,7 @@ def run_dry_run(
                 f"{e['source']}: {e['message']} {e.get('reason', e.get('error', ''))}".strip()
                 for e in experiment.log.tail(50, EventKind.FAULT)
             ],
+            not_calibrated=not_calibrated,
         )
         last = experiment.latest()
         result.plans = plans

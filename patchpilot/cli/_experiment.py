@@ -57,11 +57,16 @@ class _Console:
             )
         elif stage == "calibrating":
             self.console.print(f"[bold]calibrating[/] {', '.join(details['pipettes'])} ...")
+        elif stage == "recalibrating":
+            self.console.print(
+                f"  {details['pipette']}: calibration failed ({details['reason']}); once more"
+            )
         elif stage == "calibrated":
             for name, outcome in details.items():
-                self.console.print(
-                    f"  {name}: {outcome['verdict']}, residual {_fmt(outcome['residual_um'])}"
-                )
+                line = f"  {name}: {outcome['verdict']}, residual {_fmt(outcome['residual_um'])}"
+                if not outcome["accepted"]:
+                    line += f" ({outcome['reason']}): left where it is"
+                self.console.print(line)
         elif stage == "targets":
             for name, target in details.items():
                 x, y, z = target
@@ -116,6 +121,11 @@ def _serve_panel(experiment: Experiment) -> Any:
     return serve_panel(experiment)  # prints its address (and token, if one is needed)
 
 
+EXIT_NOT_EVERY_TARGET = 3
+"""``dry-run`` exit status: the run finished and wrote its report, but not every pipette
+reached its target (0: all did; 1: the run failed; 2: bad usage)."""
+
+
 def dry_run(
     config: Annotated[Path, typer.Option(help="A simulated rig.")] = DEFAULT_SIM_CONFIG,
     pipettes: Annotated[int | None, typer.Option(help="Use only the first N pipettes.")] = None,
@@ -127,7 +137,11 @@ def dry_run(
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     timeout: Annotated[float, typer.Option(help="Approach time limit (s).")] = 600.0,
 ) -> None:
-    """Dry-run on a simulated rig: calibrate, choose targets, approach, write a report."""
+    """Dry-run on a simulated rig: calibrate, choose targets, approach, write a report.
+
+    Exit status 0 when every pipette reached its target, 3 when the run finished but some
+    did not (see the report), 1 when the run failed, 2 for bad usage.
+    """
     from patchpilot.dryrun import quicken, run_dry_run, subset_pipettes
 
     rig = _load(config)
@@ -172,7 +186,9 @@ def dry_run(
     )
     progress.console.print(f"report: {folder / 'report.json'} and {folder / 'report.png'}")
     if summary["success_rate"] < 1.0:
-        raise typer.Exit(1)
+        # Finished and reported, but not every pipette reached its target (each one that did
+        # not is paused with its reason, or was not calibrated): a distinct exit status.
+        raise typer.Exit(EXIT_NOT_EVERY_TARGET)
 
 
 def _parse_target(text: str) -> tuple[str, tuple[float, float, float]]:

@@ -138,7 +138,7 @@ class CorrectionSettings:
     cannot sweep it (e.g. its shank leaves the image): the localiser finds in-focus tips."""
     recovery_radius_um: float = 25.0
     identity_step_um: float = 12.0
-    identity_frames: int = 4
+    identity_frames: int = 8
     identity_attempts: int = 3
 
 
@@ -365,11 +365,17 @@ class CorrectionRun:
         try:
             depth_um = sweep.estimate().z_um
         except FocusError as exc:
-            retry = isinstance(exc, DepthOutOfRange) and self._sweep_retries < 2
+            retry = self._sweep_retries < 2
             if retry and isinstance(exc, DepthOutOfRange):
                 self._sweep_retries += 1
                 shifted = sweep.guess_um + exc.direction * sweep.settings.search_half_range_um
                 return self._start_sweep(subject, shifted)
+            if retry and not isinstance(exc, ShankOutOfView):
+                # No clear crossing: most often the tip's x, y was off (a localiser scatters
+                # by a micrometre or two); find it again from fresh detections and re-sweep.
+                self._sweep_retries += 1
+                self._restart_find()
+                return CorrectionAction(ActionKind.WAIT)
             # Near the edge of the field the shank may leave the image: on the way (not at
             # the end) the tip is then corrected sideways only, its depth swept further in.
             degraded = isinstance(exc, ShankOutOfView) and not self.final
