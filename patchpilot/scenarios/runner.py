@@ -255,6 +255,7 @@ def run_scenario(
             elif outcome.calibration is not None:
                 result.calibration_residuals_um.append(outcome.calibration.rms_residual_um)
         if any(not o.accepted for o in outcomes.values()):
+            result.total_simulated_s = clock.now()
             result.wall_s = time.perf_counter() - wall
             return result
     else:
@@ -271,6 +272,7 @@ def run_scenario(
         controller.start_approach()
     except PlanError as exc:
         result.notes.append(f"start refused: {exc}")
+        result.total_simulated_s = clock.now()
         result.wall_s = time.perf_counter() - wall
         return result
     start_s = clock.now()
@@ -309,5 +311,6 @@ def run_scenario(
             result.notes.append(f"{name} ended {status.state}")
     result.pipettes = len(targets)
     score_safety(trajectory, geometries, rig.safety, result)
+    result.total_simulated_s = clock.now()
     result.wall_s = time.perf_counter() - wall
     return result

@@ -42,6 +42,9 @@ class ScenarioResult:
     refused_targets: int = 0
     calibration_residuals_um: list[float] = field(default_factory=list)
     simulated_s: float = 0.0
+    """Simulated time of the approach (from its start)."""
+    total_simulated_s: float = 0.0
+    """Simulated time of the whole scenario, calibration included."""
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -148,7 +151,7 @@ def summarise(results: list[ScenarioResult]) -> dict[str, Any]:
     times = [t for r in results for t in r.times_to_target_s]
     residuals = [e for r in results for e in r.calibration_residuals_um]
     wall = sum(r.wall_s for r in results)
-    simulated = sum(r.simulated_s for r in results)
+    simulated = sum(r.total_simulated_s for r in results)
     return {
         "scenarios": len(results),
         "imaging": sorted({r.imaging for r in results}),
