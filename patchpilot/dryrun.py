@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.config import RigConfig
+from patchpilot.control import PlanError
 from patchpilot.events import EventKind
 from patchpilot.experiment import Experiment
 from patchpilot.types import pipette_axis
@@ -71,6 +72,8 @@ class DryRunResult:
     faults: list[str] = field(default_factory=list)
     not_calibrated: list[str] = field(default_factory=list)
     """Pipettes whose calibration failed twice: left where they were, counted as failures."""
+    approach_refused: str | None = None
+    """Why the controller refused to start the approach (nothing moved), or None."""
 
     @property
     def succeeded(self) -> dict[str, bool]:
@@ -109,6 +112,7 @@ class DryRunResult:
             "final_error_um_median": _rounded(float(np.median(list(self.final_error_um.values())))),
             "final_error_um_max": _rounded(float(np.max(list(self.final_error_um.values())))),
             "min_clearance_um": _rounded(self.min_clearance_um),
+            "approach_refused": self.approach_refused,
             "duration_s": _rounded(self.duration_s),
             "acquisition": self.stats,
             "faults": self.faults,
@@ -168,16 +172,14 @@ def choose_targets(
     Candidates lie in the central part of the field of view, ``depth_range_um`` below the
     surface; pipettes get the candidates on their own side (each pipette advances along its
     yaw), at least ``min_separation_um`` apart; only ``names`` when given (the calibrated
-    ones). Each target is checked by the controller's
-    planner; an unreachable one is skipped for the next candidate.
+    ones). Each target is checked by the controller's planner; an unreachable one is skipped
+    for the next candidate.
 
     Raises
     ------
     RuntimeError
         The scene holds too few reachable nuclei for every pipette.
     """
-    from patchpilot.control import PlanError
-
     source = experiment.scene_source
     if source is None:
         raise RuntimeError("targets from nuclei need a simulated scene")
@@ -389,10 +391,20 @@ def run_dry_run(
         recorder = _Recorder(experiment, finals)
         recorder.start()
         approach_started = time.monotonic()
-        experiment.controller.start_approach()
+        approach_refused: str | None = None
+        try:
+            experiment.controller.start_approach()
+        except PlanError as exc:
+            # E.g. a pipette left uncalibrated: its position is unknown, so no other pipette
+            # may move near it. Nothing moved; the report says why.
+            approach_refused = str(exc)
+            experiment.log.record(
+                EventKind.DECISION, "dry-run", "approach not started", reason=approach_refused
+            )
+            say("approach refused", {"reason": approach_refused})
         plans = {n: u.plan for n, u in experiment.controller.units.items() if u.plan is not None}
         reached: dict[str, float | None] = dict.fromkeys(targets)
-        deadline = approach_started + timeout_s
+        deadline = approach_started + (0.0 if approach_refused else timeout_s)
         while time.monotonic() < deadline:
             status = experiment.controller.status()
             for name, st in status.items():
@@ -403,10 +415,11 @@ def run_dry_run(
                 break
             time.sleep(0.25)
         else:
-            experiment.log.record(
-                EventKind.FAULT, "dry-run", "approach timed out", timeout_s=timeout_s
-            )
-            experiment.stop_all()
+            if approach_refused is None:
+                experiment.log.record(
+                    EventKind.FAULT, "dry-run", "approach timed out", timeout_s=timeout_s
+                )
+                experiment.stop_all()
         time.sleep(0.3)  # a last few samples at rest
         recorder.stop()
         status = experiment.controller.status()
@@ -431,6 +444,7 @@ def run_dry_run(
                 for e in experiment.log.tail(50, EventKind.FAULT)
             ],
             not_calibrated=not_calibrated,
+            approach_refused=approach_refused,
         )
         last = experiment.latest()
         result.plans = plans

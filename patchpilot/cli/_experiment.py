@@ -72,6 +72,8 @@ class _Console:
                 x, y, z = target
                 self.console.print(f"  {name} -> nucleus at ({x:.1f}, {y:.1f}, {z:.1f}) µm")
             self._start_live()
+        elif stage == "approach refused":
+            self.console.print(f"[red]approach not started:[/] {details['reason']} (nothing moved)")
         elif stage == "approach":
             self._update(details)
         elif stage == "done":

@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the dry-run runs in real time: 4-6 min on two cores
 def test_dry_run_four_pipettes_end_to_end(tmp_path: Path) -> None:
     """The whole job runs and reports; every pipette either reaches its target (within 2 µm
-    of the physical tip) or stops safely with its reason: paused for the operator, or not
-    calibrated and never moved toward a target. Bodies keep the configured clearance.
+    of the physical tip) or stops safely with its reason: paused for the operator, not
+    calibrated, or (if one is not) never started because the controller will not move
+    pipettes near one whose position is unknown. Bodies keep the configured clearance.
 
     With the shipped localiser not every pipette reaches its target yet (README, Dry-run):
     exit status 3 says so, and this test holds the run to being safe and explained."""
@@ -61,6 +63,8 @@ def test_dry_run_four_pipettes_end_to_end(tmp_path: Path) -> None:
             assert result["final_error_um"] <= 2.0, (name, result)
         elif state == "paused":
             assert pauses.get(name), (name, "paused without a reason in the event log")
+        elif state == "ready":  # the controller refused to start (a pipette not calibrated)
+            assert summary["approach_refused"] and "not calibrated" in summary["approach_refused"]
         else:
             assert state == "not calibrated", (name, result)
             assert not result["calibration"]["accepted"] and result["calibration"]["reason"]
