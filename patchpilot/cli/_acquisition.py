@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from patchpilot.cli._common import load_rig
+
 _DEFAULT_RIG = Path(__file__).resolve().parents[2] / "configs" / "sim-4.yaml"
 
 benchmark_app = typer.Typer(help="Speed benchmarks (printed, or written as JSON).")
@@ -110,16 +112,12 @@ def latency(
 ) -> None:
     """Frame ready -> localisation -> subscriber latency at 30 frames/s (real pycromanager)."""
     from patchpilot.acquisition.benchmark import measure_latency
-    from patchpilot.config import ConfigError, RigConfig, load_config
+    from patchpilot.config import RigConfig
 
     rig: RigConfig | None = None
     if not noise:
         path = config if config is not None else _DEFAULT_RIG
-        try:
-            rig = load_config(path)
-        except ConfigError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        rig = load_rig(path)
         if not rig.is_simulated:
             typer.echo(f"error: {path}: the benchmark needs a simulated rig", err=True)
             raise typer.Exit(2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from patchpilot.config import ConfigError, load_config
+from patchpilot.cli._common import load_rig
 
 config_app = typer.Typer(help="Rig configuration files.", no_args_is_help=True)
 
@@ -14,11 +14,7 @@ config_app = typer.Typer(help="Rig configuration files.", no_args_is_help=True)
 @config_app.command("check")
 def check(path: Path = typer.Argument(..., help="A rig configuration (YAML).")) -> None:
     """Validate a configuration and summarise it; exit 2 with one clear message if it is bad."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    config = load_rig(path)
     typer.echo(
         f"{path}: OK — rig {config.name!r}, microscope {config.microscope.kind}, "
         f"{config.microscope.frame_width_px}x{config.microscope.frame_height_px} px at "

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from patchpilot.cli._common import load_rig
+
 control_app = typer.Typer(help="Closed-loop control: diagrams and plans.", no_args_is_help=True)
 
 
@@ -34,17 +36,13 @@ def plan(
     and draw them (top and side views). Nothing moves."""
     import numpy as np
 
-    from patchpilot.config import ConfigError, SimulatedDriverConfig, load_config
+    from patchpilot.config import SimulatedDriverConfig
     from patchpilot.control.drawing import draw_plans
     from patchpilot.control.geometry import FieldOfView, PipetteGeometry
     from patchpilot.control.planning import PlanError, plan_approach
     from patchpilot.control.scheduling import MotionRequest, schedule_moves
 
-    try:
-        rig = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    rig = load_rig(config)
     targets: dict[str, np.ndarray] = {}
     for item in target:
         name, _, numbers = item.partition("=")

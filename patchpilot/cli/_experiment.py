@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,20 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from patchpilot.config import ConfigError, RigConfig, load_config
+from patchpilot.cli._common import load_rig, open_experiment, stop_all_on_ctrl_c
 
 if TYPE_CHECKING:
     from patchpilot.experiment import Experiment
 
 DEFAULT_SIM_CONFIG = Path("configs/sim-4.yaml")
-
-
-def _load(path: Path) -> RigConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _default_out(kind: str) -> Path:
@@ -146,7 +136,7 @@ def dry_run(
     """
     from patchpilot.dryrun import quicken, run_dry_run, subset_pipettes
 
-    rig = _load(config)
+    rig = load_rig(config)
     if not rig.is_simulated:
         typer.echo(f"error: {config} is not a simulated rig; use `patchpilot run`", err=True)
         raise typer.Exit(2)
@@ -225,47 +215,34 @@ def run(
     """
     from rich.console import Console
 
-    from patchpilot.experiment import Experiment, ExperimentError
-
     console = Console()
-    rig = _load(config)
+    rig = load_rig(config)
     targets = [_parse_target(t) for t in (target or [])]
     if observe_only and (calibrate or targets):
         typer.echo("error: --observe-only never moves; drop --calibrate/--target", err=True)
         raise typer.Exit(2)
     folder = out or _default_out("run")
-    try:
-        experiment = Experiment(rig, out_dir=folder, record=record, observe_only=observe_only)
-    except ExperimentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    interrupted = threading.Event()
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        experiment.stop_all()
-        interrupted.set()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    experiment = open_experiment(rig, folder, record=record, observe_only=observe_only)
     server = None
     try:
-        experiment.start()
-        console.print(
-            f"[bold]running[/] rig {rig.name}; events in {folder / 'events.jsonl'}; "
-            "Ctrl-C stops all"
-        )
-        if panel:
-            server = _serve_panel(experiment)
-        if calibrate:
-            for name, outcome in experiment.controller.calibrate_all().items():
-                console.print(f"  {name}: {outcome.verdict}")
-        for name, point in targets:
-            console.print(experiment.controller.set_target(name, point))
-        if targets:
-            experiment.controller.start_approach()
-        while not interrupted.is_set():
-            time.sleep(0.5)
+        with stop_all_on_ctrl_c(experiment) as interrupted:
+            experiment.start()
+            console.print(
+                f"[bold]running[/] rig {rig.name}; events in {folder / 'events.jsonl'}; "
+                "Ctrl-C stops all"
+            )
+            if panel:
+                server = _serve_panel(experiment)
+            if calibrate:
+                for name, outcome in experiment.controller.calibrate_all().items():
+                    console.print(f"  {name}: {outcome.verdict}")
+            for name, point in targets:
+                console.print(experiment.controller.set_target(name, point))
+            if targets:
+                experiment.controller.start_approach()
+            while not interrupted.is_set():
+                time.sleep(0.5)
     finally:
-        signal.signal(signal.SIGINT, previous)
         if server is not None:
             server.stop()
         experiment.close()

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from patchpilot.config import ConfigError, PipetteConfig, RigConfig, load_config
+from patchpilot.cli._common import load_rig
+from patchpilot.config import PipetteConfig
 
 if TYPE_CHECKING:
     from patchpilot.hardware import DeviceInfo
@@ -22,14 +23,6 @@ hw_app = typer.Typer(help="Manipulators: list what is configured, probe one.", n
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Rig configuration (YAML).", exists=False)
 ]
-
-
-def _load(path: Path) -> RigConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _address(pipette: PipetteConfig) -> str:
@@ -79,7 +72,7 @@ def list_devices(config: ConfigOption) -> None:
     """Every configured manipulator, whether it answers, and where it is."""
     from patchpilot.hardware import ManipulatorError
 
-    rig = _load(config)
+    rig = load_rig(config)
     failures = 0
     for pipette in rig.pipettes:
         label = f"{pipette.name}: {_address(pipette)}"
@@ -105,7 +98,7 @@ def probe(
     """Identify one manipulator and read its position."""
     from patchpilot.hardware import ManipulatorError
 
-    rig = _load(config)
+    rig = load_rig(config)
     try:
         pipette = rig.pipette(name)
     except KeyError as exc:

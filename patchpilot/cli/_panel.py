@@ -9,28 +9,19 @@ be bound, with one message saying why.
 
 from __future__ import annotations
 
-import signal
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from patchpilot.config import ConfigError, RigConfig, load_config
+from patchpilot.cli._common import load_rig, open_experiment, stop_all_on_ctrl_c
 
 if TYPE_CHECKING:
     from patchpilot.experiment import Experiment
 
 __all__ = ["panel"]
-
-
-def _load(path: Path) -> RigConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _calibrate_in_background(experiment: Experiment) -> threading.Thread:
@@ -75,41 +66,30 @@ def panel(
     ] = None,
 ) -> None:
     """Run an experiment with its web control panel (watch, take over, STOP ALL)."""
-    from patchpilot.experiment import Experiment, ExperimentError
+    from patchpilot.experiment import ExperimentError
     from patchpilot.panel import serve_panel
 
-    rig = _load(config)
+    rig = load_rig(config)
     if observe_only and calibrate:
         typer.echo("error: --observe-only never moves; drop --calibrate", err=True)
         raise typer.Exit(2)
     folder = out or Path("reports") / f"panel-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    try:
-        experiment = Experiment(rig, out_dir=folder, record=record, observe_only=observe_only)
-    except ExperimentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finished = threading.Event()
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        experiment.stop_all()
-        finished.set()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    experiment = open_experiment(rig, folder, record=record, observe_only=observe_only)
     server = None
     try:
-        try:
-            experiment.start()
-            server = serve_panel(experiment, host=host, port=port)
-        except (ExperimentError, OSError, TimeoutError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"rig {rig.name}: events in {folder / 'events.jsonl'}; Ctrl-C stops all")
-        if calibrate:
-            _calibrate_in_background(experiment)
-        finished.wait(seconds)
-        experiment.stop_all()
+        with stop_all_on_ctrl_c(experiment) as finished:
+            try:
+                experiment.start()
+                server = serve_panel(experiment, host=host, port=port)
+            except (ExperimentError, OSError, TimeoutError) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(f"rig {rig.name}: events in {folder / 'events.jsonl'}; Ctrl-C stops all")
+            if calibrate:
+                _calibrate_in_background(experiment)
+            finished.wait(seconds)
+            experiment.stop_all()
     finally:
-        signal.signal(signal.SIGINT, previous)
         if server is not None:
             server.stop()
         experiment.close()
