@@ -107,6 +107,11 @@ class ObserveOnlyManipulator(Manipulator):
         raise MoveRefused(f"{self.name}: observe-only mode, moves are disabled")
 
 
+def _physical(device: Manipulator) -> Manipulator:
+    """The device itself behind an observe-only wrapper (where the pipette really is)."""
+    return device._inner if isinstance(device, ObserveOnlyManipulator) else device
+
+
 class Experiment:
     """A rig, its acquisition and its controller, started and stopped as one.
 
@@ -213,9 +218,9 @@ class Experiment:
             from patchpilot.acquisition.scene_source import SceneImageSource
             from patchpilot.acquisition.simulated_acquisition import SimulatedAcquisition
 
-            self.scene_source = SceneImageSource.from_rig(
-                self.config, self.manipulators, tissue=tissue
-            )
+            # The camera sees the pipettes where they physically are, observe-only or not.
+            devices = {name: _physical(d) for name, d in self.manipulators.items()}
+            self.scene_source = SceneImageSource.from_rig(self.config, devices, tissue=tissue)
             return SimulatedAcquisition(
                 microscope,
                 self.localiser,
@@ -371,8 +376,7 @@ class Experiment:
         """Physical tip positions (simulated rigs only: scoring and the report, never control)."""
         tips: dict[str, Any] = {}
         for name, device in self.manipulators.items():
-            inner = getattr(device, "_inner", device)
-            true_tip = getattr(inner, "true_tip_sample_um", None)
+            true_tip = getattr(_physical(device), "true_tip_sample_um", None)
             if true_tip is not None:
                 tips[name] = true_tip()
         return tips

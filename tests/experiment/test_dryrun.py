@@ -8,8 +8,10 @@ localiser, automatic calibration, target choice, planning and the closed-loop ap
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,41 @@ def test_dry_run_pipette_count_checked(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "--pipettes must be between 1 and 4" in run.stderr
+
+
+@pytest.mark.slow
+def test_run_observe_only_localises_and_never_moves(tmp_path: Path) -> None:
+    """``patchpilot run --observe-only`` on the simulated rig (it used to refuse to build: the
+    camera could not see through the observe-only wrapper): frames are localised, no move is
+    ever sent, Ctrl-C ends it."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "patchpilot",
+            "run",
+            "--config",
+            str(ROOT / "configs" / "sim-4.yaml"),
+            "--observe-only",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    events = out / "events.jsonl"
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline and process.poll() is None:
+        if events.is_file() and events.read_text().count('"localisation"') >= 10:
+            break
+        time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output[-3000:]
+    assert "stopped" in output
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert sum(r["kind"] == "localisation" for r in records) >= 10
+    assert not [r for r in records if r["kind"] == "command" and r["message"] == "move"]
