@@ -39,6 +39,7 @@ __all__ = [
     "SensapexDriverConfig",
     "SimulatedDriverConfig",
     "SoftLimits",
+    "checked_focus_um",
     "load_config",
 ]
 
@@ -412,3 +413,17 @@ def load_config(path: str | Path) -> RigConfig:
             for error in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(lines)) from None
+
+
+def checked_focus_um(focus_um: float, limits_um: tuple[float, float]) -> float:
+    """``focus_um`` as a float if it is finite and within the focus drive's travel.
+
+    Raises
+    ------
+    ValueError
+        Otherwise, naming the value and the travel (nothing should move then).
+    """
+    low, high = limits_um
+    if not (math.isfinite(focus_um) and low <= focus_um <= high):
+        raise ValueError(f"focus {focus_um} µm is not a finite value within [{low:g}, {high:g}] µm")
+    return float(focus_um)

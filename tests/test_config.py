@@ -164,3 +164,12 @@ def test_cli_config_check(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "pitch_deg" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_focus_is_checked_against_the_travel() -> None:
+    from patchpilot.config import checked_focus_um
+
+    assert checked_focus_um(12, (-400.0, 400.0)) == 12.0
+    for bad in (float("nan"), float("inf"), -400.5, 401.0):
+        with pytest.raises(ValueError, match=r"within \[-400, 400\] µm"):
+            checked_focus_um(bad, (-400.0, 400.0))

@@ -8,13 +8,13 @@ first localised frame taken wholly after the call at that focus.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
 from patchpilot.acquisition.hook import FrameHook
+from patchpilot.config import checked_focus_um
 from patchpilot.types import Frame, TipDetection
 
 __all__ = ["FocusableAcquisition", "Imaging"]
@@ -92,12 +92,7 @@ class Imaging:
         self._live.focus_um = self._checked(value)
 
     def _checked(self, focus_um: float) -> float:
-        low, high = self._limits
-        if not math.isfinite(focus_um) or not low <= focus_um <= high:
-            raise ValueError(
-                f"focus {focus_um} µm is not a finite value within [{low:g}, {high:g}] µm"
-            )
-        return float(focus_um)
+        return checked_focus_um(focus_um, self._limits)
 
     def snap(
         self, focus_um: float | None = None, timeout_s: float | None = None

@@ -10,7 +10,6 @@ dry-run, only faster than real time and reproducibly.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +20,7 @@ from patchpilot.acquisition.devices import RenderRequest
 from patchpilot.acquisition.hook import TipLocaliser
 from patchpilot.acquisition.scene_source import SceneImageSource
 from patchpilot.clock import SimClock
-from patchpilot.config import RigConfig
+from patchpilot.config import RigConfig, checked_focus_um
 from patchpilot.scene import Tissue
 from patchpilot.types import Frame, TipDetection
 
@@ -87,10 +86,7 @@ class RenderedImaging:
 
     @focus_um.setter
     def focus_um(self, value: float) -> None:
-        low, high = self.focus_limits_um
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ValueError(f"focus {value} µm is not a finite value within [{low}, {high}] µm")
-        self._focus_um = float(value)
+        self._focus_um = checked_focus_um(value, self.focus_limits_um)
 
     def snap(self, focus_um: float | None = None) -> tuple[Frame, list[TipDetection]]:
         """Let one frame period pass, then render and localise (at ``focus_um`` if given).

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from patchpilot.clock import Clock, SimClock
+from patchpilot.config import checked_focus_um
 from patchpilot.hardware.simulated import SimulatedManipulator
 from patchpilot.types import Frame, TipDetection
 
@@ -114,10 +115,7 @@ class SimImaging:
 
     @focus_um.setter
     def focus_um(self, value: float) -> None:
-        low, high = self.focus_limits_um
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ValueError(f"focus {value} µm is not a finite value within [{low}, {high}] µm")
-        self._focus_um = float(value)
+        self._focus_um = checked_focus_um(value, self.focus_limits_um)
 
     def snap(self, focus_um: float | None = None) -> tuple[Frame, list[TipDetection]]:
         """Let one frame period pass, then image the tips (at ``focus_um`` if given)."""
