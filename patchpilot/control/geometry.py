@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from patchpilot.config import MicroscopeConfig, PipetteConfig, SoftLimits
+from patchpilot.config import MicroscopeConfig, PipetteConfig, SimulatedDriverConfig, SoftLimits
 from patchpilot.types import pipette_axis
 
 __all__ = [
@@ -145,6 +145,21 @@ class ManipulatorTransform:
         matrix = rotation_matrix(rotation_deg) @ columns @ np.diag(np.asarray(axis_scale, float))
         reference = as_point(reference_um, "reference position")
         return cls(matrix, as_point(origin_um, "origin") - matrix @ reference)
+
+    @classmethod
+    def of_simulated(cls, pipette: PipetteConfig) -> ManipulatorTransform:
+        """The true mounting of a simulated pipette (what calibration has to discover; for
+        scoring and tests only, never for control)."""
+        driver = pipette.driver
+        if not isinstance(driver, SimulatedDriverConfig):
+            raise ValueError(f"pipette {pipette.name!r} is not simulated")
+        return cls.from_mounting(
+            driver.rotation_deg,
+            driver.origin_um,
+            driver.initial_position_um[:3],
+            driver.axis_scale,
+            driver.axis_skew_deg,
+        )
 
     def to_sample(self, manipulator_um: ArrayLike) -> Vector:
         """Sample position (µm) of a device reading (first three axes used)."""

@@ -121,18 +121,6 @@ def _random_rig(rng: np.random.Generator, n_pipettes: int, with_zone: bool) -> R
     )
 
 
-def _true_transform(pipette: PipetteConfig) -> ManipulatorTransform:
-    driver = pipette.driver
-    assert isinstance(driver, SimulatedDriverConfig)
-    return ManipulatorTransform.from_mounting(
-        driver.rotation_deg,
-        driver.origin_um,
-        driver.initial_position_um[:3],
-        driver.axis_scale,
-        driver.axis_skew_deg,
-    )
-
-
 def _stale(
     truth: ManipulatorTransform, reading: np.ndarray[Any, Any], rng: np.random.Generator
 ) -> ManipulatorTransform:
@@ -262,7 +250,7 @@ def run_scenario(
         for pipette in rig.pipettes:
             reading = np.asarray(manipulators[pipette.name].position_um()[:3])
             for _attempt in range(50):  # the operator starts with the tips in view
-                stale = _stale(_true_transform(pipette), reading, rng)
+                stale = _stale(ManipulatorTransform.of_simulated(pipette), reading, rng)
                 if controller.coordinator.view.contains(stale.to_sample(reading), 12.0):
                     break
             controller.set_calibration(pipette.name, stale, uncertainty_um=80.0)

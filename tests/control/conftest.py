@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from patchpilot.clock import SimClock
-from patchpilot.config import RigConfig, SimulatedDriverConfig, load_config
+from patchpilot.config import RigConfig, load_config
 from patchpilot.control import Controller, ManipulatorTransform
 from patchpilot.events import EventLog
 from patchpilot.hardware.factory import create_manipulators
@@ -21,16 +21,7 @@ SIM_4 = Path(__file__).resolve().parents[2] / "configs" / "sim-4.yaml"
 
 def true_transform(rig: RigConfig, name: str) -> ManipulatorTransform:
     """The simulated mounting of ``name`` (what calibration has to discover)."""
-    pipette = rig.pipette(name)
-    driver = pipette.driver
-    assert isinstance(driver, SimulatedDriverConfig)
-    return ManipulatorTransform.from_mounting(
-        driver.rotation_deg,
-        driver.origin_um,
-        driver.initial_position_um[:3],
-        driver.axis_scale,
-        driver.axis_skew_deg,
-    )
+    return ManipulatorTransform.of_simulated(rig.pipette(name))
 
 
 @dataclass

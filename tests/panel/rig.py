@@ -95,15 +95,7 @@ def rig_config(
 
 
 def true_transform(pipette: PipetteConfig) -> ManipulatorTransform:
-    driver = pipette.driver
-    assert isinstance(driver, SimulatedDriverConfig)
-    return ManipulatorTransform.from_mounting(
-        driver.rotation_deg,
-        driver.origin_um,
-        driver.initial_position_um[:3],
-        driver.axis_scale,
-        driver.axis_skew_deg,
-    )
+    return ManipulatorTransform.of_simulated(pipette)
 
 
 @dataclass
